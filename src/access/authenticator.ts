@@ -1,0 +1,52 @@
+// Turns an Authorization header into a Principal, or refuses with UNAUTHENTICATED.
+import { HubError } from '../errors.js';
+import type { Prisma } from '../db/database.js';
+import type { Logger } from '../log.js';
+import { hashApiKey, KEY_PREFIX } from './api-keys.js';
+import type { Principal } from './principal.js';
+
+// lastUsedAt is informational: one write per key per minute at most, never on the request's path.
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export class Authenticator {
+  private readonly lastWritten = new Map<string, number>();
+
+  constructor(
+    private readonly prisma: Prisma,
+    private readonly log: Logger,
+  ) {}
+
+  async authenticate(authorization: string | null): Promise<Principal> {
+    const key = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
+    if (!key) throw unauthenticated('Send an API key as "Authorization: Bearer <key>".');
+    // Cheap shape check before any database work; the hash lookup decides.
+    if (key.length > 256 || (!key.startsWith(KEY_PREFIX) && key.length < 32)) throw unauthenticated();
+    const row = await this.prisma.apiKey.findUnique({
+      where: { hash: hashApiKey(key) },
+      include: { caller: { include: { tenant: { select: { disabled: true } } } } },
+    });
+    const now = Date.now();
+    if (!row || row.revokedAt || (row.expiresAt && row.expiresAt.getTime() <= now)) throw unauthenticated();
+    this.touch(row.id, now);
+    return {
+      role: row.caller.role,
+      callerId: row.callerId,
+      tenantId: row.caller.tenantId,
+      apiKeyId: row.id,
+      disabled: row.caller.disabled || Boolean(row.caller.tenant?.disabled),
+    };
+  }
+
+  private touch(keyId: string, now: number) {
+    const last = this.lastWritten.get(keyId) ?? 0;
+    if (now - last < LAST_USED_RESOLUTION_MS) return;
+    this.lastWritten.set(keyId, now);
+    this.prisma.apiKey
+      .update({ where: { id: keyId }, data: { lastUsedAt: new Date(now) } })
+      .catch((error: unknown) => this.log.debug('lastUsedAt not updated', { error }));
+  }
+}
+
+function unauthenticated(message = 'The API key is missing, unknown, revoked or expired.') {
+  return new HubError('UNAUTHENTICATED', message, { http: { status: 401 } });
+}

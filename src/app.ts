@@ -1,0 +1,67 @@
+// createApp(deps): the Yoga instance with schema, context and plugins. No listening here.
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import type { Authenticator } from './access/authenticator.js';
+import type { HubContext, Services } from './context.js';
+import { createCallDispatcher } from './invoke/call-dispatcher.js';
+import type { UpstreamClient } from './invoke/upstream-client.js';
+import type { Logger } from './log.js';
+import { useReadiness } from './plugins/use-readiness.js';
+import { createRegistryLoaders } from './registry/loaders.js';
+import { hubSchema } from './schema/index.js';
+import { createMaskError } from './utils/mask-error.js';
+
+export interface AppDeps {
+  services: Services;
+  authenticator: Authenticator;
+  client: UpstreamClient;
+  log: Logger;
+  /** true once the database is migrated and while the hub is not draining */
+  isReady: () => Promise<boolean>;
+}
+
+const EXAMPLE_OPERATION = `# tenant-hub: every request needs "Authorization: Bearer <API key>" (see Headers below).
+# An admin registers tenants, systems and bindings; a caller with a grant invokes:
+
+query FirstCall {
+  viewer { role caller { id name } }
+  invoke(tenantId: "acme", systemId: "crm", params: { path: "/customers/42" }) {
+    status ok data requestId
+  }
+}
+`;
+
+export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unknown>, HubContext> {
+  const { services, authenticator, client, log } = deps;
+  return createYoga<Record<string, unknown>, HubContext>({
+    schema: hubSchema(),
+    graphqlEndpoint: '/graphql',
+    healthCheckEndpoint: '/healthz',
+    landingPage: false,
+    // GraphiQL's assets are served by the hub itself: no CDN, so it works in closed networks.
+    renderGraphiQL,
+    graphiql: {
+      title: 'tenant-hub',
+      defaultQuery: EXAMPLE_OPERATION,
+      headers: JSON.stringify({ Authorization: 'Bearer <your API key>' }),
+    },
+    maskedErrors: { maskError: createMaskError(log.child('errors')) },
+    logging: {
+      debug: (...a) => log.debug(String(a[0]), { args: a.slice(1) }),
+      info: (...a) => log.info(String(a[0]), { args: a.slice(1) }),
+      warn: (...a) => log.warn(String(a[0]), { args: a.slice(1) }),
+      error: (...a) => log.error(String(a[0]), { args: a.slice(1) }),
+    },
+    context: async ({ request }) => {
+      const principal = await authenticator.authenticate(request.headers.get('authorization'));
+      const loaders = createRegistryLoaders(services.prisma);
+      return {
+        principal,
+        loaders,
+        services,
+        invoke: { principal, loaders, dispatcher: createCallDispatcher(client), targets: new Map() },
+      };
+    },
+    plugins: [useReadiness({ check: deps.isReady })],
+  });
+}

@@ -1,0 +1,78 @@
+// The environment is read here once, at start-up, and nowhere else.
+// A bad value stops the process with a message that names the variable.
+import { z } from 'zod';
+
+const MiB = 1024 * 1024;
+
+const logLevel = z.enum(['debug', 'info', 'warn', 'error']);
+
+const envSchema = z.object({
+  HUB_HOST: z.string().min(1).default('127.0.0.1'),
+  HUB_PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  HUB_DATA_DIR: z.string().min(1).default('./.hub-data'),
+  HUB_ADMIN_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  HUB_ENCRYPTION_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded')
+    .optional(),
+  HUB_LOG_LEVEL: logLevel.default('info'),
+  HUB_MAX_RESPONSE_BYTES: z.coerce.number().int().positive().default(10 * MiB),
+  HUB_OUTBOUND_DENY: z.string().default('169.254.0.0/16,fe80::/10,fd00:ec2::254/128'),
+  HUB_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
+  HUB_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(15_000),
+});
+
+export type LogLevel = z.infer<typeof logLevel>;
+
+export interface HubConfig {
+  host: string;
+  port: number;
+  /** undefined: the embedded PGlite database in dataDir */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  adminKey: string | undefined;
+  /** 32 raw bytes; undefined: read or create the key file in dataDir (embedded database only) */
+  encryptionKey: Buffer | undefined;
+  logLevel: LogLevel;
+  maxResponseBytes: number;
+  outboundDeny: string[];
+  dbPoolSize: number;
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function parseConfig(env: Record<string, string | undefined>): HubConfig {
+  // An empty variable means "not set", as in most process managers' env files.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  if (e.DATABASE_URL && !e.HUB_ENCRYPTION_KEY) {
+    throw new ConfigError(
+      'Invalid configuration:\n  HUB_ENCRYPTION_KEY: required when DATABASE_URL is set (32 bytes, base64; e.g. `openssl rand -base64 32`)',
+    );
+  }
+  return {
+    host: e.HUB_HOST,
+    port: e.HUB_PORT,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.HUB_DATA_DIR,
+    adminKey: e.HUB_ADMIN_KEY,
+    encryptionKey: e.HUB_ENCRYPTION_KEY ? Buffer.from(e.HUB_ENCRYPTION_KEY, 'base64') : undefined,
+    logLevel: e.HUB_LOG_LEVEL,
+    maxResponseBytes: e.HUB_MAX_RESPONSE_BYTES,
+    outboundDeny: e.HUB_OUTBOUND_DENY.split(',').map((s) => s.trim()).filter(Boolean),
+    dbPoolSize: e.HUB_DB_POOL_SIZE,
+    shutdownTimeoutMs: e.HUB_SHUTDOWN_TIMEOUT_MS,
+  };
+}

@@ -1,0 +1,144 @@
+// The database behind the registry: the embedded PGlite (default) or a PostgreSQL server.
+// Both speak the same SQL; the same migrations and the same Prisma client serve both.
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { PrismaClient } from '../generated/prisma/client.js';
+import type { Logger } from '../log.js';
+import { applyMigrations } from './migrate.js';
+import { pgliteRunner, postgresRunner, type SqlRunner } from './sql-runner.js';
+
+export type Prisma = InstanceType<typeof PrismaClient>;
+
+export interface Database {
+  kind: 'pglite' | 'postgres';
+  prisma: Prisma;
+  /** Applies committed migrations that have not run yet. */
+  migrate(): Promise<string[]>;
+  /** Resolves when the database answers a trivial query. */
+  ping(): Promise<void>;
+  /** Counts the SQL statements Prisma sends (tests use it to catch N+1 regressions). */
+  onQuery(listener: (sql: string) => void): () => void;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** postgres:// URL; undefined: embedded PGlite in dataDir */
+  url: string | undefined;
+  dataDir: string;
+  poolSize: number;
+  log: Logger;
+  /** Open an existing PGlite instance instead (tests use in-memory clones). */
+  pglite?: PGlite;
+}
+
+type QueryEvent = { query: string };
+
+function withQueryEvents(prisma: Prisma) {
+  const listeners = new Set<(sql: string) => void>();
+  (prisma as unknown as { $on(e: 'query', cb: (e: QueryEvent) => void): void }).$on('query', (e) => {
+    for (const l of listeners) l(e.query);
+  });
+  return (listener: (sql: string) => void) => {
+    listeners.add(listener);
+    return () => listeners.delete(listener);
+  };
+}
+
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  return opts.url ? openPostgres(opts.url, opts) : openPglite(opts);
+}
+
+async function openPostgres(url: string, opts: DatabaseOptions): Promise<Database> {
+  const adapter = new PrismaPg({ connectionString: url, max: opts.poolSize });
+  const prisma = new PrismaClient({
+    adapter: adapter as never,
+    log: [{ emit: 'event', level: 'query' }],
+  }) as unknown as Prisma;
+  return {
+    kind: 'postgres',
+    prisma,
+    migrate: async () => {
+      const runner = await postgresRunner(url);
+      try {
+        return await applyMigrations(runner, opts.log);
+      } finally {
+        await runner.close();
+      }
+    },
+    ping: async () => {
+      await prisma.$queryRawUnsafe('SELECT 1');
+    },
+    onQuery: withQueryEvents(prisma),
+    close: () => prisma.$disconnect(),
+  };
+}
+
+async function openPglite(opts: DatabaseOptions): Promise<Database> {
+  let release = async () => {};
+  let db = opts.pglite;
+  if (!db) {
+    await mkdir(opts.dataDir, { recursive: true });
+    release = await lockDataDir(opts.dataDir);
+    try {
+      db = new PGlite(path.join(opts.dataDir, 'pglite'));
+      await db.waitReady;
+    } catch (error) {
+      await release();
+      throw error;
+    }
+  }
+  const pglite = db;
+  const runner: SqlRunner = pgliteRunner(pglite);
+  const prisma = new PrismaClient({
+    adapter: new PrismaPGlite(pglite),
+    log: [{ emit: 'event', level: 'query' }],
+  }) as unknown as Prisma;
+  return {
+    kind: 'pglite',
+    prisma,
+    migrate: () => applyMigrations(runner, opts.log),
+    ping: async () => {
+      await runner.query('SELECT 1');
+    },
+    onQuery: withQueryEvents(prisma),
+    close: async () => {
+      await prisma.$disconnect();
+      if (!opts.pglite) await pglite.close();
+      await release();
+    },
+  };
+}
+
+// PGlite has no lock of its own: a second process opening the same directory corrupts it.
+// A lock file holding our pid keeps a second hub out; a stale one (dead pid) is taken over.
+async function lockDataDir(dir: string): Promise<() => Promise<void>> {
+  const file = path.join(dir, 'hub.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(file, 'wx', 0o600);
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      return () => rm(file, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new Error(`${dir} is in use by another hub process (pid ${pid}); the embedded database allows one process`);
+      }
+      await rm(file, { force: true });
+    }
+  }
+  throw new Error(`could not lock ${dir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

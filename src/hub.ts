@@ -1,0 +1,109 @@
+// Wires the hub together: database, migrations, admin bootstrap, services, the Yoga app and the
+// HTTP listener. main.ts calls it with the parsed environment; tests call it with port 0.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { PGlite } from '@electric-sql/pglite';
+import { Authenticator } from './access/authenticator.js';
+import { bootstrapAdmin } from './access/bootstrap-admin.js';
+import { createApp } from './app.js';
+import { AuditLog } from './audit/audit-log.js';
+import type { HubConfig } from './config.js';
+import { openDatabase, type Database } from './db/database.js';
+import { InvokeService } from './invoke/invoke-service.js';
+import { OutboundPolicy } from './invoke/outbound-policy.js';
+import { UpstreamClient } from './invoke/upstream-client.js';
+import { createLogger, type LogSink, type Logger } from './log.js';
+import { loadOrCreateKeyFile } from './secrets/key-file.js';
+import { SecretBox } from './secrets/secret-box.js';
+
+export interface HubOptions {
+  /** where log lines go (default stdout) */
+  logSink?: LogSink;
+  /** an already open PGlite (tests: in-memory clones) instead of the data directory */
+  pglite?: PGlite;
+}
+
+export interface Hub {
+  url: string;
+  port: number;
+  db: Database;
+  audit: AuditLog;
+  log: Logger;
+  /** a newly generated admin key on a first start, else null */
+  generatedAdminKey: string | null;
+  /** Drains: stop accepting, finish in-flight calls, flush the audit, close the database. */
+  close(): Promise<void>;
+}
+
+export async function startHub(config: HubConfig, opts: HubOptions = {}): Promise<Hub> {
+  const log = createLogger(config.logLevel, opts.logSink);
+  const started = Date.now();
+  const policy = new OutboundPolicy(config.outboundDeny);
+  const key = config.encryptionKey ?? (await loadOrCreateKeyFile(config.dataDir));
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, log: log.child('db'), pglite: opts.pglite });
+  let draining = false;
+  let migrated = false;
+  try {
+    await db.migrate();
+    migrated = true;
+    const generatedAdminKey = await bootstrapAdmin(db.prisma, config.adminKey, log.child('access'));
+    const box = new SecretBox(key);
+    const audit = new AuditLog(db.prisma, log.child('audit'));
+    const client = new UpstreamClient({ policy, maxResponseBytes: config.maxResponseBytes, log: log.child('upstream') });
+    const invoker = new InvokeService({ client, box, audit, log: log.child('invoke') });
+    const yoga = createApp({
+      services: { prisma: db.prisma, box, invoker, audit },
+      authenticator: new Authenticator(db.prisma, log.child('access')),
+      client,
+      log,
+      isReady: async () => {
+        if (draining || !migrated) return false;
+        await db.ping();
+        return true;
+      },
+    });
+    const server = createServer(yoga);
+    await listen(server, config.port, config.host);
+    const port = (server.address() as AddressInfo).port;
+    const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    log.info('tenant-hub listening', { url: `${url}/graphql`, database: db.kind, startupMs: Date.now() - started });
+
+    let closing: Promise<void> | undefined;
+    const close = () =>
+      (closing ??= (async () => {
+        draining = true;
+        await stopServer(server, config.shutdownTimeoutMs);
+        await audit.close().catch((error: unknown) => log.error('invocation records lost at shutdown', { error, pending: audit.pending }));
+        await client.close();
+        await db.close();
+        log.info('tenant-hub stopped');
+      })());
+    return { url, port, db, audit, log, generatedAdminKey, close };
+  } catch (error) {
+    await db.close().catch(() => {});
+    throw error;
+  }
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Stops accepting, lets in-flight requests finish (up to timeoutMs), then closes what is left. */
+function stopServer(server: Server, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,53 @@
+// Per-request coalescing of Query.invoke calls: identical calls are sent once, and calls to a
+// system with a batchPath are grouped by binding into batches of at most batchMaxSize.
+import DataLoader from 'dataloader';
+import type { UpstreamClient } from './upstream-client.js';
+import { sendBatch, sendOne, type InvokeResult, type PreparedCall } from './send.js';
+
+export function dedupeKey(call: PreparedCall): string {
+  const headers = Object.entries(call.headers).sort(([a], [b]) => (a < b ? -1 : 1));
+  return JSON.stringify([call.target.tenantId, call.target.systemId, call.method, call.pathAndQuery, headers]);
+}
+
+export function createCallDispatcher(client: UpstreamClient) {
+  return new DataLoader<PreparedCall, InvokeResult, string>(
+    async (calls) => {
+      const results: (InvokeResult | Error)[] = new Array(calls.length);
+      const byBinding = new Map<string, number[]>();
+      calls.forEach((c, i) => {
+        const k = c.target.batchPath ? `${c.target.tenantId}\u0000${c.target.systemId}` : `single\u0000${i}`;
+        byBinding.set(k, [...(byBinding.get(k) ?? []), i]);
+      });
+      await Promise.all(
+        [...byBinding.values()].flatMap((indexes) => {
+          const target = calls[indexes[0]!]!.target;
+          if (indexes.length === 1 || !target.batchPath) {
+            return indexes.map((i) =>
+              sendOne(client, calls[i]!).then(
+                (r) => void (results[i] = r),
+                (e: Error) => void (results[i] = e),
+              ),
+            );
+          }
+          const chunks: number[][] = [];
+          for (let s = 0; s < indexes.length; s += target.batchMaxSize) chunks.push(indexes.slice(s, s + target.batchMaxSize));
+          return chunks.map((chunk) =>
+            sendBatch(client, target, chunk.map((i) => calls[i]!)).then(
+              (answers) => chunk.forEach((i, n) => (results[i] = answers[n]!)),
+              (e: Error) => chunk.forEach((i) => (results[i] = e)),
+            ),
+          );
+        }),
+      );
+      return results;
+    },
+    {
+      cacheKeyFn: dedupeKey,
+      // Wait for every field's registry lookups to settle so that all calls of the document meet
+      // in one dispatch, whatever their resolvers awaited first.
+      batchScheduleFn: (run) => setImmediate(run),
+    },
+  );
+}
+
+export type CallDispatcher = ReturnType<typeof createCallDispatcher>;

@@ -1,0 +1,152 @@
+// invoke(tenantId, systemId, params): authorize the caller, resolve the tenant's deployment of the
+// system, build the second request, send it, answer, and leave one invocation record, refused or not.
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { grantCovers } from '../access/grants.js';
+import { isAdmin, type Principal } from '../access/principal.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { badInput, forbidden, HubError, notFound } from '../errors.js';
+import type { HttpMethod } from '../generated/prisma/enums.js';
+import type { Logger } from '../log.js';
+import { bindingKey, type RegistryLoaders } from '../registry/loaders.js';
+import type { SecretBox } from '../secrets/secret-box.js';
+import type { CallDispatcher } from './call-dispatcher.js';
+import { checkCallerHeaders } from './header-rules.js';
+import { checkPath } from './path-rules.js';
+import { encodeQuery } from './query-string.js';
+import { sendOne, type InvokeResult, type PreparedCall } from './send.js';
+import { resolveTarget, type Target } from './target.js';
+import type { UpstreamClient } from './upstream-client.js';
+
+export interface InvokeParams {
+  method?: HttpMethod | null;
+  path: string;
+  query?: unknown;
+  headers?: unknown;
+  body?: unknown;
+  idempotencyKey?: string | null;
+}
+
+export interface InvokeArgs {
+  tenantId: string;
+  systemId: string;
+  params: InvokeParams;
+}
+
+/** What one GraphQL request brings: who asks, its loaders, its call dispatcher. */
+export interface InvokeScope {
+  principal: Principal;
+  loaders: RegistryLoaders;
+  dispatcher: CallDispatcher;
+  /** targets resolved (and credentials opened) once per request */
+  targets: Map<string, Promise<Target>>;
+}
+
+const SAFE_METHODS = new Set<HttpMethod>(['GET', 'HEAD']);
+const MAX_BODY = 1024 * 1024;
+const clip = (s: string, n: number) => (s.length > n ? s.slice(0, n) : s);
+
+export class InvokeService {
+  constructor(
+    private readonly deps: { client: UpstreamClient; box: SecretBox; audit: AuditLog; log: Logger },
+  ) {}
+
+  /** Query.invoke: safe methods only, deduplicated and batched within the request. */
+  invokeQuery(scope: InvokeScope, args: InvokeArgs): Promise<InvokeResult> {
+    return this.invoke(scope, args, 'query');
+  }
+
+  /** Mutation.invoke: any method, sent on its own, never deduplicated. */
+  invokeMutation(scope: InvokeScope, args: InvokeArgs): Promise<InvokeResult> {
+    return this.invoke(scope, args, 'mutation');
+  }
+
+  private async invoke(scope: InvokeScope, args: InvokeArgs, mode: 'query' | 'mutation'): Promise<InvokeResult> {
+    const start = performance.now();
+    const method = args.params.method ?? 'GET';
+    let result: InvokeResult | undefined;
+    let failure: HubError | undefined;
+    try {
+      const call = await this.prepare(scope, args, method, mode);
+      result = mode === 'query' ? await scope.dispatcher.load(call) : await sendOne(this.deps.client, call);
+      return result;
+    } catch (error) {
+      failure = error instanceof HubError ? error : undefined;
+      if (failure) {
+        if (failure.cause !== undefined) this.deps.log.warn('upstream call failed', { code: failure.code, cause: failure.cause, tenantId: args.tenantId, systemId: args.systemId });
+        failure.extensions.requestId ??= randomUUID();
+      }
+      throw error;
+    } finally {
+      this.deps.audit.record({
+        id: randomUUID(),
+        createdAt: new Date(),
+        callerId: scope.principal.callerId,
+        tenantId: clip(args.tenantId, 128),
+        systemId: clip(args.systemId, 128),
+        method,
+        path: clip(JSON.stringify(String(args.params.path)).slice(1, -1), 2048),
+        status: result?.status ?? null,
+        code: result ? null : (failure?.code ?? 'INTERNAL_SERVER_ERROR'),
+        durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+        requestId: result?.requestId ?? String(failure?.extensions.requestId ?? randomUUID()),
+      });
+    }
+  }
+
+  private async prepare(scope: InvokeScope, args: InvokeArgs, method: HttpMethod, mode: 'query' | 'mutation'): Promise<PreparedCall> {
+    const { principal, loaders } = scope;
+    const { tenantId, systemId, params } = args;
+    // 1. The request itself: checks that reveal nothing about any tenant or system.
+    if (principal.disabled) throw forbidden('This caller is disabled.');
+    if (mode === 'query' && !SAFE_METHODS.has(method)) throw badInput(`Query.invoke sends only GET and HEAD; use Mutation.invoke for ${method}.`);
+    const path = checkPath(params.path);
+    const pathAndQuery = path + encodeQuery(params.query);
+    let body: string | undefined;
+    if (params.body !== undefined && params.body !== null) {
+      if (SAFE_METHODS.has(method)) throw badInput(`params.body is not allowed with ${method}.`);
+      body = JSON.stringify(params.body);
+      if (body.length > MAX_BODY) throw badInput(`params.body is larger than ${MAX_BODY} bytes.`);
+    }
+    const idempotencyKey = params.idempotencyKey ?? undefined;
+    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+      throw badInput('params.idempotencyKey must be 1 to 255 visible ASCII characters.');
+    }
+    // 2. The grant, before anything about the target is looked at: an unknown tenant and an
+    //    ungranted one look the same to a caller.
+    if (!isAdmin(principal)) {
+      const grants = await loaders.grantsOfCaller.load(principal.callerId);
+      if (!grants.some((g) => grantCovers(g, { tenantId, systemId, method, path }))) {
+        throw forbidden(`No grant allows this caller to ${method} ${path} on system "${clip(systemId, 64)}" of tenant "${clip(tenantId, 64)}".`);
+      }
+    }
+    // 3. The target.
+    const target = await this.target(scope, tenantId, systemId);
+    const headers = checkCallerHeaders(params.headers, target.reservedHeaders);
+    return { target, method, pathAndQuery, headers, body, idempotencyKey };
+  }
+
+  private target(scope: InvokeScope, tenantId: string, systemId: string): Promise<Target> {
+    const key = bindingKey(tenantId, systemId);
+    let target = scope.targets.get(key);
+    if (!target) {
+      target = this.resolve(scope.loaders, tenantId, systemId);
+      scope.targets.set(key, target);
+    }
+    return target;
+  }
+
+  private async resolve(loaders: RegistryLoaders, tenantId: string, systemId: string): Promise<Target> {
+    const [tenant, system, binding] = await Promise.all([
+      loaders.tenant.load(tenantId),
+      loaders.system.load(systemId),
+      loaders.binding.load(bindingKey(tenantId, systemId)),
+    ]);
+    if (!tenant) throw notFound(`Tenant "${clip(tenantId, 64)}" does not exist.`);
+    if (!system) throw notFound(`System "${clip(systemId, 64)}" does not exist.`);
+    if (!binding) throw notFound(`System "${systemId}" is not bound to tenant "${tenantId}".`);
+    if (tenant.disabled) throw forbidden(`Tenant "${tenantId}" is disabled.`);
+    if (binding.disabled) throw forbidden(`The binding of system "${systemId}" to tenant "${tenantId}" is disabled.`);
+    return resolveTarget(this.deps.box, system, binding);
+  }
+}

@@ -1,0 +1,44 @@
+// Reads the environment, starts the hub, drains on SIGTERM/SIGINT.
+import { ConfigError, parseConfig } from './config.js';
+import { startHub } from './hub.js';
+
+async function main() {
+  let config;
+  try {
+    config = parseConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(error.message + '\n');
+      process.exit(2);
+    }
+    throw error;
+  }
+  const hub = await startHub(config);
+  if (hub.generatedAdminKey) {
+    // Printed once, outside the logger (which redacts keys), and never stored in clear.
+    process.stdout.write(
+      `\n  First start: an admin API key was generated. It is shown only this once; store it now.\n\n    ${hub.generatedAdminKey}\n\n` +
+        `  Open ${hub.url}/graphql and send it as the header  Authorization: Bearer <key>\n\n`,
+    );
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    hub.log.info('draining', { signal });
+    hub.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        hub.log.error('shutdown failed', { error });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`tenant-hub failed to start: ${(error as Error)?.message ?? error}\n`);
+  process.exit(1);
+});

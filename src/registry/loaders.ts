@@ -1,0 +1,52 @@
+// Per-request DataLoaders over the registry: every lookup of one GraphQL request is one query per
+// table, results come back in key order, and nothing is cached across requests or tenants.
+import DataLoader from 'dataloader';
+import type { Prisma } from '../db/database.js';
+import type { ApiKey, Binding, Caller, Grant, System, Tenant } from '../generated/prisma/client.js';
+
+const SEP = '\u0000';
+export const bindingKey = (tenantId: string, systemId: string) => tenantId + SEP + systemId;
+
+function byId<T extends { id: string }>(ids: readonly string[], rows: T[]): (T | null)[] {
+  const map = new Map(rows.map((r) => [r.id, r]));
+  return ids.map((id) => map.get(id) ?? null);
+}
+
+function grouped<T>(keys: readonly string[], rows: T[], keyOf: (row: T) => string): T[][] {
+  const map = new Map<string, T[]>();
+  for (const r of rows) {
+    const k = keyOf(r);
+    const list = map.get(k);
+    if (list) list.push(r);
+    else map.set(k, [r]);
+  }
+  return keys.map((k) => map.get(k) ?? []);
+}
+
+export function createRegistryLoaders(prisma: Prisma) {
+  return {
+    tenant: new DataLoader<string, Tenant | null>(async (ids) => byId(ids, await prisma.tenant.findMany({ where: { id: { in: [...ids] } } }))),
+    system: new DataLoader<string, System | null>(async (ids) => byId(ids, await prisma.system.findMany({ where: { id: { in: [...ids] } } }))),
+    caller: new DataLoader<string, Caller | null>(async (ids) => byId(ids, await prisma.caller.findMany({ where: { id: { in: [...ids] } } }))),
+    binding: new DataLoader<string, Binding | null>(async (keys) => {
+      const pairs = keys.map((k) => k.split(SEP) as [string, string]);
+      const rows = await prisma.binding.findMany({ where: { OR: pairs.map(([tenantId, systemId]) => ({ tenantId, systemId })) } });
+      const map = new Map(rows.map((r) => [bindingKey(r.tenantId, r.systemId), r]));
+      return keys.map((k) => map.get(k) ?? null);
+    }),
+    grantsOfCaller: new DataLoader<string, Grant[]>(async (ids) =>
+      grouped(ids, await prisma.grant.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (g) => g.callerId),
+    ),
+    apiKeysOfCaller: new DataLoader<string, ApiKey[]>(async (ids) =>
+      grouped(ids, await prisma.apiKey.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (k) => k.callerId),
+    ),
+    bindingsOfTenant: new DataLoader<string, Binding[]>(async (ids) =>
+      grouped(ids, await prisma.binding.findMany({ where: { tenantId: { in: [...ids] } }, orderBy: { systemId: 'asc' } }), (b) => b.tenantId),
+    ),
+    bindingsOfSystem: new DataLoader<string, Binding[]>(async (ids) =>
+      grouped(ids, await prisma.binding.findMany({ where: { systemId: { in: [...ids] } }, orderBy: { tenantId: 'asc' } }), (b) => b.systemId),
+    ),
+  };
+}
+
+export type RegistryLoaders = ReturnType<typeof createRegistryLoaders>;

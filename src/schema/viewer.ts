@@ -1,0 +1,17 @@
+import type { Principal } from '../access/principal.js';
+import { builder } from './builder.js';
+import { loadCaller, CallerRef } from './caller.js';
+import { RoleEnum } from './enums.js';
+
+const ViewerRef = builder.objectRef<Principal>('Viewer');
+ViewerRef.implement({
+  description: 'Who the API key belongs to.',
+  fields: (t) => ({
+    role: t.expose('role', { type: RoleEnum }),
+    caller: t.field({ type: CallerRef, nullable: true, resolve: (p, _, ctx) => loadCaller(ctx, p.callerId) }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  viewer: t.field({ type: ViewerRef, resolve: (_, __, ctx) => ctx.principal }),
+}));

@@ -1,0 +1,57 @@
+// A fresh, migrated database for one hub: a PGlite clone of the template, or a new PostgreSQL
+// database created from the template database.
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { PGLITE_TEMPLATE, POSTGRES_URL, postgresUrlFor, TEMPLATE_DB, type DbKind } from './databases.js';
+
+export interface TestDatabase {
+  kind: DbKind;
+  /** postgres only */
+  url?: string;
+  /** pglite only: the open in-memory instance, handed to the hub */
+  pglite?: PGlite;
+  /** Runs SQL directly (tests that tamper or inspect). */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  drop(): Promise<void>;
+}
+
+async function adminQuery(sql: string) {
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+}
+
+export async function createTestDatabase(kind: DbKind, opts: { empty?: boolean } = {}): Promise<TestDatabase> {
+  if (kind === 'pglite') {
+    const pglite = opts.empty ? new PGlite() : new PGlite({ loadDataDir: new Blob([await readFile(PGLITE_TEMPLATE)]) });
+    await pglite.waitReady;
+    return {
+      kind,
+      pglite,
+      query: async <T>(sql: string, params: unknown[] = []) => (await pglite.query<T>(sql, params)).rows,
+      drop: async () => {
+        if (!pglite.closed) await pglite.close();
+      },
+    };
+  }
+  const name = `hub_t_${randomBytes(6).toString('hex')}`;
+  await adminQuery(opts.empty ? `CREATE DATABASE "${name}"` : `CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE_DB}"`);
+  const url = postgresUrlFor(name);
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  pool.on('error', () => {});
+  return {
+    kind,
+    url,
+    query: async <T>(sql: string, params: unknown[] = []) => (await pool.query(sql, params)).rows as T[],
+    drop: async () => {
+      await pool.end();
+      await adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    },
+  };
+}
