@@ -12,7 +12,7 @@ import { PrismaPGlite } from 'pglite-prisma-adapter';
 // The schema file reads env("DATABASE_URL"); the CLI cannot parse it without a postgres-looking
 // value, so the embedded case gets a placeholder that is never connected to.
 const PLACEHOLDER = 'postgresql://embedded@localhost/pglite';
-process.env.DATABASE_URL ??= PLACEHOLDER;
+if (!process.env.DATABASE_URL) process.env.DATABASE_URL = PLACEHOLDER;
 
 function pgliteFactory(): SqlMigrationAwareDriverAdapterFactory {
   return new PrismaPGlite(new PGlite('memory://'));

@@ -1,0 +1,191 @@
+// The process around the API: health, readiness, GraphiQL, start-up on new and existing data,
+// restarts that keep data and credentials, concurrent start-ups, graceful drain.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../src/config.js';
+import { startHub, type Hub } from '../src/hub.js';
+import { testDatabases } from './helpers/databases.js';
+import { createCallerWithGrant, INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
+import { createTestDatabase } from './helpers/test-database.js';
+import { startTestHub, type TestHub } from './helpers/test-hub.js';
+import { startUpstream, type Upstream } from './helpers/upstream.js';
+
+async function gql(hub: Hub, key: string, query: string, variables?: object) {
+  const res = await fetch(`${hub.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  return (await res.json()) as { data?: any; errors?: any[] };
+}
+
+describe('configuration', () => {
+  it('names the variable that is wrong', () => {
+    expect(() => parseConfig({ HUB_PORT: 'eighty' })).toThrow(/HUB_PORT/);
+    expect(() => parseConfig({ HUB_ADMIN_KEY: 'short' })).toThrow(/HUB_ADMIN_KEY: must be at least 32/);
+    expect(() => parseConfig({ DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL/);
+    expect(() => parseConfig({ HUB_ENCRYPTION_KEY: 'dG9vIHNob3J0' })).toThrow(/HUB_ENCRYPTION_KEY: must be 32 bytes/);
+    expect(() => parseConfig({ DATABASE_URL: 'postgres://h/db' })).toThrow(ConfigError);
+    expect(() => parseConfig({ DATABASE_URL: 'postgres://h/db' })).toThrow(/HUB_ENCRYPTION_KEY: required when DATABASE_URL is set/);
+    expect(() => parseConfig({ HUB_LOG_LEVEL: 'loud' })).toThrow(/HUB_LOG_LEVEL/);
+  });
+
+  it('has the documented defaults', () => {
+    const c = parseConfig({});
+    expect([c.host, c.port, c.databaseUrl, c.dataDir, c.logLevel, c.maxResponseBytes]).toEqual(['127.0.0.1', 4000, undefined, './.hub-data', 'info', 10485760]);
+    expect(c.outboundDeny).toEqual(['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128']);
+  });
+});
+
+describe.each(testDatabases())('lifecycle on %s', (kind) => {
+  let hub: TestHub;
+  let upstream: Upstream;
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    hub = await startTestHub(kind);
+  });
+  afterAll(async () => {
+    await hub?.close();
+    await upstream?.close();
+  });
+
+  it('answers /healthz and /readyz', async () => {
+    const health = await fetch(`${hub.url}/healthz`);
+    expect(health.status).toBe(200);
+    const ready = await fetch(`${hub.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ ready: true });
+  });
+
+  it('serves GraphiQL to a browser without a CDN, with an example operation and the header hint', async () => {
+    const res = await fetch(`${hub.url}/graphql`, { headers: { accept: 'text/html' } });
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain('<title>tenant-hub</title>');
+    expect(html).toContain('Authorization');
+    expect(html).toContain('invoke(tenantId');
+    expect(html).not.toMatch(/<script[^>]+src="https?:/);
+    expect(html).not.toMatch(/<link[^>]+href="https?:\/\/[^"]+\.css/);
+  });
+
+  it('refuses a mutation over GET with 405', async () => {
+    const res = await fetch(`${hub.url}/graphql?query=${encodeURIComponent('mutation { deleteTenant(id: "x") }')}`, {
+      headers: { authorization: `Bearer ${hub.adminKey}`, accept: 'application/graphql-response+json' },
+    });
+    expect(res.status).toBe(405);
+  });
+
+  it('masks unexpected errors: a tampered credential gives INTERNAL_SERVER_ERROR and sends nothing', async () => {
+    await seedExclusive(hub, { tenantId: 'tamper', systemId: 'tsys', baseUrl: upstream.url, token: 'tamper-token-xyz' });
+    const [row] = await hub.db.query<{ c: string }>(`SELECT "credentialCiphertext" AS c FROM "Binding" WHERE "tenantId" = 'tamper'`);
+    const parts = row!.c.split(':');
+    const body = parts[3]!;
+    parts[3] = (body[0] === 'A' ? 'B' : 'A') + body.slice(1); // one flipped byte of the sealed token
+    await hub.db.query(`UPDATE "Binding" SET "credentialCiphertext" = $1 WHERE "tenantId" = 'tamper'`, [parts.join(':')]);
+    const before = upstream.requests.length;
+    const res = await hub.gql(INVOKE_QUERY, { t: 'tamper', s: 'tsys', p: { path: '/x' } });
+    expect(res.body.errors?.[0]?.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
+    expect(JSON.stringify(res.body)).not.toMatch(/stack|prisma|SELECT|tamper-token/i);
+    expect(upstream.requests.length).toBe(before);
+  });
+
+  it('drains on close: an in-flight call finishes, its record is stored, new connections are refused', async () => {
+    const db = await createTestDatabase(kind);
+    const own = await startTestHub(kind, { db });
+    const slow = await startUpstream();
+    slow.route('/slow', (_, res) => {
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"done":true}');
+      }, 400);
+    });
+    await seedExclusive(own, { tenantId: 'd', systemId: 'slow', baseUrl: slow.url });
+    const inflight = own.gql(INVOKE_QUERY, { t: 'd', s: 'slow', p: { path: '/slow' } });
+    while (slow.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
+    const closing = own.close();
+    const res = await inflight;
+    expect(res.body.data?.invoke).toMatchObject({ status: 200, data: { done: true } });
+    await closing;
+    await expect(fetch(`${own.url}/healthz`)).rejects.toThrow();
+    const rows = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM "Invocation" WHERE path = '/slow'`);
+    expect(rows[0]!.n).toBe(1);
+    await db.drop();
+    await slow.close();
+  });
+
+  it('two hubs starting together on an empty database both become ready; migrations run once', async () => {
+    const db = await createTestDatabase(kind, { empty: true });
+    if (kind === 'pglite') {
+      // One embedded database belongs to one process: the start-up path is still exercised once.
+      const only = await startTestHub(kind, { db });
+      expect((await fetch(`${only.url}/readyz`)).status).toBe(200);
+      await only.close();
+    } else {
+      const [a, b] = await Promise.all([startTestHub(kind, { db }), startTestHub(kind, { db })]);
+      expect((await fetch(`${a.url}/readyz`)).status).toBe(200);
+      expect((await fetch(`${b.url}/readyz`)).status).toBe(200);
+      await Promise.all([a.close(), b.close()]);
+    }
+    const applied = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM "_prisma_migrations"`);
+    expect(applied[0]!.n).toBe(1);
+    await db.drop();
+  });
+});
+
+describe.each(testDatabases())('restart on %s', (kind) => {
+  it('keeps the registry, API keys and encrypted credentials across a restart', async () => {
+    const upstream = await startUpstream();
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-restart-'));
+    const db = kind === 'postgres' ? await createTestDatabase(kind) : undefined;
+    const env = {
+      HUB_HOST: '127.0.0.1',
+      HUB_PORT: '0',
+      HUB_DATA_DIR: dataDir,
+      HUB_LOG_LEVEL: 'error',
+      ...(db?.url ? { DATABASE_URL: db.url, HUB_ENCRYPTION_KEY: randomBytes(32).toString('base64') } : {}),
+    };
+    const logs: string[] = [];
+    const first = await startHub(parseConfig(env), { logSink: (l) => logs.push(l) });
+    const adminKey = first.generatedAdminKey!;
+    expect(adminKey).toMatch(/^thub_[A-Za-z0-9]{43}$/);
+    const t = { token: 'restart-token-777' };
+    for (const q of [
+      `mutation { createTenant(input: { id: "r1", name: "R1" }) { id } }`,
+      `mutation { createSystem(input: { id: "s1", name: "S1", mode: EXCLUSIVE }) { id } }`,
+      `mutation { bindSystem(input: { tenantId: "r1", systemId: "s1", baseUrl: "${upstream.url}", credential: { kind: BEARER, token: "${t.token}" } }) { baseUrl } }`,
+    ]) {
+      expect((await gql(first, adminKey, q)).errors).toBeUndefined();
+    }
+    const created = await gql(first, adminKey, `mutation { createCaller(input: { id: "c1", name: "C1" }) { apiKey } }`);
+    const callerKey = created.data.createCaller.apiKey as string;
+    await gql(first, adminKey, `mutation { grant(input: { callerId: "c1", tenantId: "r1" }) { id } }`);
+    await first.close();
+    if (kind === 'pglite') expect((await stat(path.join(dataDir, 'encryption.key'))).mode & 0o777).toBe(0o600);
+
+    const second = await startHub(parseConfig(env), { logSink: (l) => logs.push(l) });
+    expect(second.generatedAdminKey).toBeNull(); // the first key is still the admin's
+    const res = await gql(second, callerKey, INVOKE_QUERY, { t: 'r1', s: 's1', p: { path: '/after-restart' } });
+    expect(res.errors).toBeUndefined();
+    expect(upstream.requests.at(-1)!.headers.authorization).toBe(`Bearer ${t.token}`);
+    expect((await gql(second, adminKey, `{ viewer { role } }`)).data.viewer.role).toBe('ADMIN');
+    await second.close();
+    expect(logs.join('\n')).not.toContain(t.token);
+    await db?.drop();
+    await upstream.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+});
+
+describe('embedded database', () => {
+  it('refuses a second hub on the same data directory', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-lock-'));
+    const env = { HUB_HOST: '127.0.0.1', HUB_PORT: '0', HUB_DATA_DIR: dataDir, HUB_LOG_LEVEL: 'error' as const };
+    const first = await startHub(parseConfig(env), { logSink: () => {} });
+    await expect(startHub(parseConfig(env), { logSink: () => {} })).rejects.toThrow(/in use by another hub process/);
+    await first.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+});
