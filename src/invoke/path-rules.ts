@@ -19,7 +19,8 @@ export function checkPath(path: unknown): string {
   // Look through every layer of encoding a server might peel off (%2e%2e, %252e%252e, ...).
   let layer = path;
   for (let round = 0; round <= DECODE_ROUNDS; round++) {
-    if (layer.split('/').some((s) => s === '..' || s === '.')) throw badInput('params.path must not contain "." or ".." segments, in any encoding.');
+    // A segment's ";params" are dropped by some servers (Tomcat, Spring): "..;x" is "..".
+    if (layer.split('/').some((s) => /^\.\.?(;.*)?$/.test(s))) throw badInput('params.path must not contain "." or ".." segments, in any encoding.');
     if (layer.includes('//')) throw badInput('params.path must not contain "//", in any encoding.');
     if (round > 0 && (/[\u0000-\u001f\u007f\\]/.test(layer) || /^[a-z][a-z0-9+.-]*:/i.test(layer.slice(1)))) {
       throw badInput('params.path must not encode control characters, backslashes or a URL scheme.');

@@ -18,21 +18,27 @@ const ALLOWED = new Set([
   'ratelimit-reset',
 ]);
 
-export function allowedHeaders(headers: Record<string, string | string[] | undefined | null | number>): Record<string, string> {
+export function allowedHeaders(headers: Record<string, string | string[] | undefined | null | number>, secret?: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
     if (!ALLOWED.has(lower) || value == null) continue;
-    out[lower] = Array.isArray(value) ? value.join(', ') : String(value);
+    const text = Array.isArray(value) ? value.join(', ') : String(value);
+    out[lower] = secret && text.includes(secret) ? text.replaceAll(secret, '[redacted]') : text;
   }
   return out;
 }
 
 const JSON_TYPE = /^application\/([\w.+-]*\+)?json\b/i;
 
-export function parseBody(body: Buffer, contentType: string | undefined): unknown {
+/**
+ * @param secret the credential the hub injected: a called system that echoes it back (debug
+ *   pages, echo endpoints) does not get it to the caller.
+ */
+export function parseBody(body: Buffer, contentType: string | undefined, secret?: string): unknown {
   if (body.length === 0) return null;
-  const text = body.toString('utf8');
+  let text = body.toString('utf8');
+  if (secret && text.includes(secret)) text = text.replaceAll(secret, '[redacted]');
   if (contentType && JSON_TYPE.test(contentType)) {
     try {
       return JSON.parse(text);

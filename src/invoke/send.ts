@@ -58,8 +58,8 @@ export async function sendOne(client: UpstreamClient, call: PreparedCall): Promi
   return {
     status: res.status,
     ok: res.status >= 200 && res.status < 300,
-    headers: allowedHeaders(res.headers),
-    data: call.method === 'HEAD' ? null : parseBody(res.body, typeof contentType === 'string' ? contentType : undefined),
+    headers: allowedHeaders(res.headers, target.credential?.secret),
+    data: call.method === 'HEAD' ? null : parseBody(res.body, typeof contentType === 'string' ? contentType : undefined, target.credential?.secret),
     durationMs: elapsed(start),
     requestId,
   };
@@ -85,10 +85,11 @@ export async function sendBatch(client: UpstreamClient, target: Target, calls: P
   });
   const durationMs = elapsed(start);
   const contentType = res.headers['content-type'];
-  const payload = parseBody(res.body, typeof contentType === 'string' ? contentType : undefined);
+  const secret = target.credential?.secret;
+  const payload = parseBody(res.body, typeof contentType === 'string' ? contentType : undefined, secret);
   if (res.status < 200 || res.status > 299) {
     // The batch endpoint itself refused: every call gets that answer, as data.
-    const headers = allowedHeaders(res.headers);
+    const headers = allowedHeaders(res.headers, secret);
     return parts.map((p) => ({ status: res.status, ok: false, headers, data: payload, durationMs, requestId: p.headers['x-request-id'] }));
   }
   const answers = decodeBatch(payload);
@@ -98,7 +99,7 @@ export async function sendBatch(client: UpstreamClient, target: Target, calls: P
     return {
       status: a.status,
       ok: a.status >= 200 && a.status < 300,
-      headers: allowedHeaders(a.headers),
+      headers: allowedHeaders(a.headers, secret),
       data: calls[i]!.method === 'HEAD' ? null : a.body,
       durationMs,
       requestId: p.headers['x-request-id'],

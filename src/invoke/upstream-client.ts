@@ -85,7 +85,8 @@ export class UpstreamClient {
         body: req.body,
         signal: controller.signal,
       });
-      const body = await this.readCapped(res.body, res.headers['content-length']);
+      // A HEAD answer's content-length describes a body that is never sent.
+      const body = await this.readCapped(res.body, req.method === 'HEAD' ? undefined : res.headers['content-length']);
       return { status: res.statusCode, headers: res.headers, body };
     } catch (error) {
       throw classify(error, timedOut, req.timeoutMs);
@@ -94,9 +95,14 @@ export class UpstreamClient {
     }
   }
 
-  private async readCapped(body: AsyncIterable<Buffer> & { destroy(): void }, contentLength: string | string[] | undefined): Promise<Buffer> {
+  private async readCapped(
+    body: AsyncIterable<Buffer> & { destroy(): void; on(event: 'error', listener: () => void): unknown },
+    contentLength: string | string[] | undefined,
+  ): Promise<Buffer> {
     const max = this.opts.maxResponseBytes;
     if (typeof contentLength === 'string' && Number(contentLength) > max) {
+      // Destroying an unread undici body emits 'error'; unheard, that would crash the process.
+      body.on('error', () => {});
       body.destroy();
       throw tooLarge(max);
     }

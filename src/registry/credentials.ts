@@ -29,6 +29,8 @@ export interface CredentialColumns {
 export interface CredentialHeader {
   name: string;
   value: string;
+  /** the secret inside value: scrubbed from anything a called system echoes back */
+  secret: string;
 }
 
 export const bindingOwner = (tenantId: string, systemId: string) => `binding:${tenantId}/${systemId}`;
@@ -77,6 +79,6 @@ export function sealCredential(box: SecretBox, owner: string, input: CredentialI
 export function credentialHeader(box: SecretBox, owner: string, row: CredentialColumns): CredentialHeader | null {
   if (row.credentialKind === 'NONE' || !row.credentialCiphertext || !row.credentialKeyId) return null;
   const { token } = JSON.parse(box.open({ keyId: row.credentialKeyId, ciphertext: row.credentialCiphertext }, owner)) as { token: string };
-  if (row.credentialKind === 'BEARER') return { name: 'authorization', value: `Bearer ${token}` };
-  return { name: row.credentialHeaderName!.toLowerCase(), value: token };
+  if (row.credentialKind === 'BEARER') return { name: 'authorization', value: `Bearer ${token}`, secret: token };
+  return { name: row.credentialHeaderName!.toLowerCase(), value: token, secret: token };
 }

@@ -3,8 +3,12 @@
 export type DbKind = 'pglite' | 'postgres';
 
 export const POSTGRES_URL = process.env.HUB_TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
-export const TEMPLATE_DB = 'hub_test_template';
-export const PGLITE_TEMPLATE = new URL('../../.tmp/pglite-template.tar', import.meta.url);
+// Each test run names its databases after a run id (set by global-setup), so runs side by side
+// on one server never touch each other's databases.
+export const RUN_ID = process.env.HUB_TEST_RUN_ID ?? 'local';
+export const TEMPLATE_DB = `hub_tpl_${RUN_ID}`;
+export const TEST_DB_PREFIX = `hub_t_${RUN_ID}_`;
+export const PGLITE_TEMPLATE = new URL(`../../.tmp/pglite-template-${RUN_ID}.tar`, import.meta.url);
 
 export function testDatabases(): DbKind[] {
   const chosen = process.env.HUB_TEST_DB;

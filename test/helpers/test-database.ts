@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { PGLITE_TEMPLATE, POSTGRES_URL, postgresUrlFor, TEMPLATE_DB, type DbKind } from './databases.js';
+import { PGLITE_TEMPLATE, POSTGRES_URL, postgresUrlFor, TEMPLATE_DB, TEST_DB_PREFIX, type DbKind } from './databases.js';
 
 export interface TestDatabase {
   kind: DbKind;
@@ -40,7 +40,7 @@ export async function createTestDatabase(kind: DbKind, opts: { empty?: boolean }
       },
     };
   }
-  const name = `hub_t_${randomBytes(6).toString('hex')}`;
+  const name = TEST_DB_PREFIX + randomBytes(6).toString('hex');
   await adminQuery(opts.empty ? `CREATE DATABASE "${name}"` : `CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE_DB}"`);
   const url = postgresUrlFor(name);
   const pool = new pg.Pool({ connectionString: url, max: 2 });
