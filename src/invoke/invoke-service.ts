@@ -17,6 +17,7 @@ import { encodeQuery } from './query-string.js';
 import { sendOne, type InvokeResult, type PreparedCall } from './send.js';
 import { resolveTarget, type Target } from './target.js';
 import type { UpstreamClient } from './upstream-client.js';
+import { isDatabaseUnavailable } from '../utils/database-errors.js';
 
 export interface InvokeParams {
   method?: HttpMethod | null;
@@ -70,7 +71,8 @@ export class InvokeService {
       const call = await this.prepare(scope, args, method, mode);
       result = mode === 'query' ? await scope.dispatcher.load(call) : await sendOne(this.deps.client, call);
       return result;
-    } catch (error) {
+    } catch (caught) {
+      const error = isDatabaseUnavailable(caught) ? new HubError('SERVICE_UNAVAILABLE', 'The hub cannot reach its database; retry later.') : caught;
       failure = error instanceof HubError ? error : undefined;
       if (failure) {
         if (failure.cause !== undefined) this.deps.log.warn('upstream call failed', { code: failure.code, cause: failure.cause, tenantId: args.tenantId, systemId: args.systemId });

@@ -25,7 +25,12 @@ export function createMaskError(log: Logger) {
     }
     if (isDatabaseUnavailable(original)) {
       log.error('database unavailable', { error: original });
-      return createGraphQLError('The hub cannot reach its database; retry later.', { path, extensions: { code: 'SERVICE_UNAVAILABLE', http: { status: 503 } } });
+      // Field errors keep HTTP 200 (a document may partly succeed); a request that failed before
+      // execution (authentication) gets 503.
+      return createGraphQLError('The hub cannot reach its database; retry later.', {
+        path,
+        extensions: path ? { code: 'SERVICE_UNAVAILABLE' } : { code: 'SERVICE_UNAVAILABLE', http: { status: 503 } },
+      });
     }
     if (isGraphQLError(error) && !error.originalError) return error; // parse and validation errors
     log.error('unexpected error', { error: original, stack: (original as Error)?.stack?.split('\n').slice(0, 8).join('\n') });
