@@ -6,7 +6,13 @@ import type { HubContext, Services } from './context.js';
 import { createCallDispatcher } from './invoke/call-dispatcher.js';
 import type { UpstreamClient } from './invoke/upstream-client.js';
 import type { Logger } from './log.js';
+import { useDocumentLimits, type DocumentLimitsOptions } from './plugins/use-document-limits.js';
+import { useNoSuggestions } from './plugins/use-no-suggestions.js';
 import { useReadiness } from './plugins/use-readiness.js';
+import { useRequestPolicy } from './plugins/use-request-policy.js';
+import { useSecurityHeaders } from './plugins/use-security-headers.js';
+import { NoSchemaIntrospectionCustomRule } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
 import { createRegistryLoaders } from './registry/loaders.js';
 import { hubSchema } from './schema/index.js';
 import { createMaskError } from './utils/mask-error.js';
@@ -18,6 +24,12 @@ export interface AppDeps {
   log: Logger;
   /** true once the database is migrated and while the hub is not draining */
   isReady: () => Promise<boolean>;
+  settings: {
+    graphiql: boolean;
+    introspection: boolean;
+    maxRequestBytes: number;
+    limits: DocumentLimitsOptions;
+  };
 }
 
 const EXAMPLE_OPERATION = `# tenant-hub: every request needs "Authorization: Bearer <API key>" (see Headers below).
@@ -32,7 +44,8 @@ query FirstCall {
 `;
 
 export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unknown>, HubContext> {
-  const { services, authenticator, client, log } = deps;
+  const { services, authenticator, client, log, settings } = deps;
+  const noIntrospection: Plugin = { onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) };
   return createYoga<Record<string, unknown>, HubContext>({
     schema: hubSchema(),
     graphqlEndpoint: '/graphql',
@@ -40,11 +53,15 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
     landingPage: false,
     // GraphiQL's assets are served by the hub itself: no CDN, so it works in closed networks.
     renderGraphiQL,
-    graphiql: {
+    graphiql: settings.graphiql && {
       title: 'tenant-hub',
       defaultQuery: EXAMPLE_OPERATION,
       headers: JSON.stringify({ Authorization: 'Bearer <your API key>' }),
     },
+    maxRequestBodySize: settings.maxRequestBytes,
+    // No file uploads and no operation batching: JSON documents only.
+    multipart: false,
+    batching: false,
     maskedErrors: { maskError: createMaskError(log.child('errors')) },
     logging: {
       debug: (...a) => log.debug(String(a[0]), { args: a.slice(1) }),
@@ -52,8 +69,8 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
       warn: (...a) => log.warn(String(a[0]), { args: a.slice(1) }),
       error: (...a) => log.error(String(a[0]), { args: a.slice(1) }),
     },
-    context: async ({ request }) => {
-      const principal = await authenticator.authenticate(request.headers.get('authorization'));
+    context: async ({ request, req }: { request: Request; req?: { socket?: { remoteAddress?: string } } }) => {
+      const principal = await authenticator.authenticate(request.headers.get('authorization'), req?.socket?.remoteAddress);
       const loaders = createRegistryLoaders(services.prisma);
       return {
         principal,
@@ -62,6 +79,13 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
         invoke: { principal, loaders, dispatcher: createCallDispatcher(client), targets: new Map() },
       };
     },
-    plugins: [useReadiness({ check: deps.isReady })],
+    plugins: [
+      useSecurityHeaders(),
+      useRequestPolicy(),
+      useReadiness({ check: deps.isReady }),
+      useDocumentLimits(settings.limits),
+      useNoSuggestions(),
+      ...(settings.introspection ? [] : [noIntrospection]),
+    ],
   });
 }

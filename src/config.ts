@@ -5,6 +5,8 @@ import { z } from 'zod';
 const MiB = 1024 * 1024;
 
 const logLevel = z.enum(['debug', 'info', 'warn', 'error']);
+const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const positive = z.coerce.number().int().positive();
 
 const envSchema = z.object({
   HUB_HOST: z.string().min(1).default('127.0.0.1'),
@@ -24,6 +26,17 @@ const envSchema = z.object({
   HUB_OUTBOUND_DENY: z.string().default('169.254.0.0/16,fe80::/10,fd00:ec2::254/128'),
   HUB_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
   HUB_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(15_000),
+  NODE_ENV: z.string().optional(),
+  HUB_GRAPHIQL: flag.optional(),
+  HUB_INTROSPECTION: flag.optional(),
+  HUB_MAX_REQUEST_BYTES: positive.default(1024 * 1024),
+  HUB_MAX_DEPTH: positive.default(12),
+  HUB_MAX_ALIASES: positive.default(30),
+  HUB_MAX_INVOKES: positive.default(50),
+  HUB_MAX_TOKENS: positive.default(2000),
+  HUB_QUOTA_PER_MINUTE: positive.default(1200),
+  HUB_AUTH_FAILURES_PER_MINUTE: positive.default(20),
+  HUB_ENCRYPTION_PREVIOUS_KEYS: z.string().optional(),
 });
 
 export type LogLevel = z.infer<typeof logLevel>;
@@ -42,6 +55,18 @@ export interface HubConfig {
   outboundDeny: string[];
   dbPoolSize: number;
   shutdownTimeoutMs: number;
+  /** NODE_ENV=production: GraphiQL and introspection default to off */
+  production: boolean;
+  graphiql: boolean;
+  introspection: boolean;
+  maxRequestBytes: number;
+  limits: { maxDepth: number; maxAliases: number; maxInvokes: number; maxTokens: number };
+  /** invokes per caller per minute, unless the caller has its own quota */
+  quotaPerMinute: number;
+  /** failed authentications per client address per minute before it gets RATE_LIMITED */
+  authFailuresPerMinute: number;
+  /** older encryption keys, still accepted for opening credentials until they are rotated */
+  previousEncryptionKeys: Buffer[];
 }
 
 export class ConfigError extends Error {
@@ -62,7 +87,19 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
       'Invalid configuration:\n  HUB_ENCRYPTION_KEY: required when DATABASE_URL is set (32 bytes, base64; e.g. `openssl rand -base64 32`)',
     );
   }
+  const production = e.NODE_ENV === 'production';
+  const previous = (e.HUB_ENCRYPTION_PREVIOUS_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  const badPrevious = previous.find((k) => Buffer.from(k, 'base64').length !== 32);
+  if (badPrevious !== undefined) throw new ConfigError('Invalid configuration:\n  HUB_ENCRYPTION_PREVIOUS_KEYS: each key must be 32 bytes, base64-encoded');
   return {
+    production,
+    graphiql: e.HUB_GRAPHIQL ?? !production,
+    introspection: e.HUB_INTROSPECTION ?? !production,
+    maxRequestBytes: e.HUB_MAX_REQUEST_BYTES,
+    limits: { maxDepth: e.HUB_MAX_DEPTH, maxAliases: e.HUB_MAX_ALIASES, maxInvokes: e.HUB_MAX_INVOKES, maxTokens: e.HUB_MAX_TOKENS },
+    quotaPerMinute: e.HUB_QUOTA_PER_MINUTE,
+    authFailuresPerMinute: e.HUB_AUTH_FAILURES_PER_MINUTE,
+    previousEncryptionKeys: previous.map((k) => Buffer.from(k, 'base64')),
     host: e.HUB_HOST,
     port: e.HUB_PORT,
     databaseUrl: e.DATABASE_URL,

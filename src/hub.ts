@@ -47,13 +47,14 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     await db.migrate();
     migrated = true;
     const generatedAdminKey = await bootstrapAdmin(db.prisma, config.adminKey, log.child('access'));
-    const box = new SecretBox(key);
+    const box = new SecretBox(key, config.previousEncryptionKeys);
     const audit = new AuditLog(db.prisma, log.child('audit'));
     const client = new UpstreamClient({ policy, maxResponseBytes: config.maxResponseBytes, log: log.child('upstream') });
-    const invoker = new InvokeService({ client, box, audit, log: log.child('invoke') });
+    const invoker = new InvokeService({ client, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute });
     const yoga = createApp({
       services: { prisma: db.prisma, box, invoker, audit },
-      authenticator: new Authenticator(db.prisma, log.child('access')),
+      authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute),
+      settings: { graphiql: config.graphiql, introspection: config.introspection, maxRequestBytes: config.maxRequestBytes, limits: config.limits },
       client,
       log,
       isReady: async () => {

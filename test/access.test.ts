@@ -313,6 +313,20 @@ describe.each(testDatabases())('access on %s', (kind) => {
       expect(await rowCounts(hub)).toEqual(before);
     });
 
+    it("does not show a caller the SHARED deployment's address through its grant (Binding.baseUrl is admin-only)", async () => {
+      await hub.admin(`mutation($u: String) { createSystem(input: { id: "saas", name: "SaaS", mode: SHARED, sharedBaseUrl: $u }) { id } }`, { u: `${up.url}/saas-deployment` });
+      await hub.admin(`mutation { bindSystem(input: { tenantId: "acme", systemId: "saas" }) { baseUrl } }`);
+      const key = await createCallerWithGrant(hub, { id: 'mx-saas', grants: [{ tenantId: 'acme', systemId: 'saas' }] });
+      // control: the caller may use the system, and the binding itself is hidden from it
+      expect(expectData(await invokeQ(key, 'acme', 'saas', '/ping')).invoke.status).toBe(200);
+      const viaBinding = await hub.gql(`{ viewer { caller { grants { system { id bindings { baseUrl } } } } } }`, {}, { key });
+      expectError(viaBinding, 'FORBIDDEN');
+      expect(JSON.stringify(viaBinding.body)).not.toContain('/saas-deployment');
+      // the same address, read as the system's sharedBaseUrl
+      const viaSystem = await hub.gql(`{ viewer { caller { grants { system { id sharedBaseUrl } } } } }`, {}, { key });
+      expect(JSON.stringify(viaSystem.body)).not.toContain('/saas-deployment');
+    });
+
     it('tells the admin key apart from a caller key in viewer', async () => {
       const data = expectData(await hub.gql(VIEWER));
       expect(data.viewer.role).toBe('ADMIN');
@@ -442,7 +456,7 @@ describe.each(testDatabases())('access on %s', (kind) => {
     it('refuses an expired grant', async () => {
       await createCallerWithGrant(hub, { id: 'g-expiring', grants: [] });
       const key = (await hub.admin(`mutation { issueApiKey(callerId: "g-expiring") { apiKey } }`)).issueApiKey.apiKey as string;
-      const expiresAt = new Date(Date.now() + 1500).toISOString();
+      const expiresAt = new Date(Date.now() + 2000).toISOString();
       const g = await hub.admin(`mutation($i: GrantInput!) { grant(input: $i) { id expiresAt } }`, { i: { callerId: 'g-expiring', tenantId: 'acme', expiresAt } });
       expect(new Date(g.grant.expiresAt).getTime()).toBe(new Date(expiresAt).getTime());
       expect(expectData(await invokeQ(key, 'acme', 'crm', '/exp/1')).invoke.status).toBe(200);

@@ -4,6 +4,7 @@ import type { Prisma } from '../db/database.js';
 import type { Logger } from '../log.js';
 import { hashApiKey, KEY_PREFIX } from './api-keys.js';
 import type { Principal } from './principal.js';
+import { RateLimiter } from './rate-limiter.js';
 
 // lastUsedAt is informational: one write per key per minute at most, never on the request's path.
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -11,12 +12,39 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 export class Authenticator {
   private readonly lastWritten = new Map<string, number>();
 
+  private readonly failures = new RateLimiter(60_000);
+
   constructor(
     private readonly prisma: Prisma,
     private readonly log: Logger,
+    /** failed attempts per client address per minute before it is slowed down */
+    private readonly failuresPerMinute = 20,
   ) {}
 
-  async authenticate(authorization: string | null): Promise<Principal> {
+  /**
+   * @param client the client's address: repeated failures from it are answered with
+   *   RATE_LIMITED (valid keys included, so guessing learns nothing) while other clients go on.
+   */
+  async authenticate(authorization: string | null, client = 'unknown'): Promise<Principal> {
+    const blocked = this.failures.check(client, this.failuresPerMinute);
+    if (!blocked.allowed) {
+      throw new HubError('RATE_LIMITED', 'Too many failed authentications from this client; retry later.', {
+        retryAfterMs: blocked.retryAfterMs,
+        http: { status: 429, headers: { 'retry-after': String(Math.ceil(blocked.retryAfterMs / 1000)) } },
+      });
+    }
+    try {
+      return await this.verify(authorization);
+    } catch (error) {
+      if (error instanceof HubError && error.code === 'UNAUTHENTICATED') {
+        this.failures.hit(client, Number.POSITIVE_INFINITY);
+        this.log.warn('authentication failed', { client });
+      }
+      throw error;
+    }
+  }
+
+  private async verify(authorization: string | null): Promise<Principal> {
     const key = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
     if (!key) throw unauthenticated('Send an API key as "Authorization: Bearer <key>".');
     // Cheap shape check before any database work; the hash lookup decides.
@@ -34,6 +62,7 @@ export class Authenticator {
       tenantId: row.caller.tenantId,
       apiKeyId: row.id,
       disabled: row.caller.disabled || Boolean(row.caller.tenant?.disabled),
+      quotaPerMinute: row.caller.quotaPerMinute,
     };
   }
 

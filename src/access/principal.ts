@@ -9,6 +9,8 @@ export interface Principal {
   apiKeyId: string;
   /** a disabled caller (or its disabled tenant) may authenticate but do nothing */
   disabled: boolean;
+  /** the caller's own invoke quota per minute; null: the hub's default */
+  quotaPerMinute: number | null;
 }
 
 export const isAdmin = (p: Principal) => p.role === 'ADMIN';

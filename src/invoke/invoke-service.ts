@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { grantCovers } from '../access/grants.js';
+import { RateLimiter } from '../access/rate-limiter.js';
 import { isAdmin, type Principal } from '../access/principal.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { badInput, forbidden, HubError, notFound } from '../errors.js';
@@ -48,8 +49,10 @@ const MAX_BODY = 1024 * 1024;
 const clip = (s: string, n: number) => (s.length > n ? s.slice(0, n) : s);
 
 export class InvokeService {
+  private readonly quota = new RateLimiter(60_000);
+
   constructor(
-    private readonly deps: { client: UpstreamClient; box: SecretBox; audit: AuditLog; log: Logger },
+    private readonly deps: { client: UpstreamClient; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number },
   ) {}
 
   /** Query.invoke: safe methods only, deduplicated and batched within the request. */
@@ -101,6 +104,12 @@ export class InvokeService {
     const { tenantId, systemId, params } = args;
     // 1. The request itself: checks that reveal nothing about any tenant or system.
     if (principal.disabled) throw forbidden('This caller is disabled.');
+    if (!isAdmin(principal)) {
+      const quota = this.quota.hit(principal.callerId, principal.quotaPerMinute ?? this.deps.quotaPerMinute);
+      if (!quota.allowed) {
+        throw new HubError('RATE_LIMITED', 'This caller has used its invoke quota for this minute.', { retryAfterMs: quota.retryAfterMs });
+      }
+    }
     if (mode === 'query' && !SAFE_METHODS.has(method)) throw badInput(`Query.invoke sends only GET and HEAD; use Mutation.invoke for ${method}.`);
     const path = checkPath(params.path);
     const pathAndQuery = path + encodeQuery(params.query);

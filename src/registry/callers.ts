@@ -6,19 +6,24 @@ import { badInput, notFound } from '../errors.js';
 import type { ApiKey, Caller, Grant } from '../generated/prisma/client.js';
 import type { HttpMethod, Role } from '../generated/prisma/enums.js';
 import { translatePrismaError } from './prisma-errors.js';
-import { checkId, checkName, checkPlainPath } from './validate.js';
+import { checkId, checkIntRange, checkName, checkPlainPath } from './validate.js';
 
 export interface CreateCaller {
   id?: string | null;
   name: string;
   tenantId?: string | null;
   role?: Role | null;
+  quotaPerMinute?: number | null;
 }
 
 export interface UpdateCaller {
   name?: string | null;
   disabled?: boolean | null;
+  /** null: back to the hub's default */
+  quotaPerMinute?: number | null;
 }
+
+const checkQuota = (q: number) => checkIntRange('quotaPerMinute', q, 1, 1_000_000);
 
 function checkExpiry(expiresAt: Date | null | undefined): Date | null {
   if (expiresAt == null) return null;
@@ -29,13 +34,14 @@ function checkExpiry(expiresAt: Date | null | undefined): Date | null {
 export async function createCaller(prisma: Prisma, input: CreateCaller): Promise<{ caller: Caller; apiKey: string }> {
   const id = input.id == null ? `caller-${randomUUID()}` : checkId('id', input.id);
   const name = checkName('name', input.name);
+  const quotaPerMinute = input.quotaPerMinute == null ? null : checkQuota(input.quotaPerMinute);
   const key = newApiKey();
   return prisma.$transaction(async (tx) => {
     if (input.tenantId != null && !(await tx.tenant.findUnique({ where: { id: input.tenantId }, select: { id: true } }))) {
       throw notFound(`Tenant "${input.tenantId}" does not exist.`);
     }
     const caller = await tx.caller
-      .create({ data: { id, name, role: input.role ?? 'CALLER', tenantId: input.tenantId ?? null } })
+      .create({ data: { id, name, role: input.role ?? 'CALLER', tenantId: input.tenantId ?? null, quotaPerMinute } })
       .catch((e) => translatePrismaError(e, { exists: `Caller "${id}" already exists.` }));
     await tx.apiKey.create({ data: { id: key.id, callerId: id, prefix: key.prefix, hash: key.hash } });
     return { caller, apiKey: key.key };
@@ -43,9 +49,10 @@ export async function createCaller(prisma: Prisma, input: CreateCaller): Promise
 }
 
 export async function updateCaller(prisma: Prisma, id: string, input: UpdateCaller): Promise<Caller> {
-  const data: { name?: string; disabled?: boolean } = {};
+  const data: { name?: string; disabled?: boolean; quotaPerMinute?: number | null } = {};
   if (input.name != null) data.name = checkName('name', input.name);
   if (input.disabled != null) data.disabled = input.disabled;
+  if (input.quotaPerMinute !== undefined) data.quotaPerMinute = input.quotaPerMinute === null ? null : checkQuota(input.quotaPerMinute);
   return prisma.caller.update({ where: { id }, data }).catch((e) => translatePrismaError(e, { missing: `Caller "${id}" does not exist.` }));
 }
 

@@ -1,6 +1,7 @@
 import type { Binding } from '../generated/prisma/client.js';
 import { bindSystem, effectiveBaseUrl, setCredential, unbindSystem } from '../registry/bindings.js';
 import { bindingKey } from '../registry/loaders.js';
+import { rotateCredentials, type Rotation } from '../secrets/rotate.js';
 import { builder } from './builder.js';
 import { CredentialKindEnum } from './enums.js';
 import { loadSystem, SystemRef } from './system.js';
@@ -86,5 +87,22 @@ builder.mutationFields((t) => ({
     authScopes: { admin: true },
     args: { tenantId: t.arg.id({ required: true }), systemId: t.arg.id({ required: true }) },
     resolve: (_, { tenantId, systemId }, ctx) => unbindSystem(ctx.services.prisma, String(tenantId), String(systemId)),
+  }),
+}));
+
+const KeyRotationRef = builder.objectRef<Rotation>('KeyRotation');
+KeyRotationRef.implement({
+  fields: (t) => ({
+    rotated: t.exposeInt('rotated', { description: 'Credentials re-encrypted by this call.' }),
+    keyId: t.exposeString('keyId', { description: 'Id of the key that now seals every credential.' }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  rotateEncryptionKey: t.field({
+    type: KeyRotationRef,
+    authScopes: { admin: true },
+    description: 'Admin: re-encrypts every stored credential with the current HUB_ENCRYPTION_KEY (all or nothing).',
+    resolve: (_, __, ctx) => rotateCredentials(ctx.services.prisma, ctx.services.box),
   }),
 }));

@@ -18,7 +18,8 @@ export const builder = new SchemaBuilder<{
   plugins: [ScopeAuthPlugin],
   defaultFieldNullability: false,
   scopeAuth: {
-    authScopes: (ctx) => ({ admin: isAdmin(ctx.principal) }),
+    // A disabled admin is no admin: disabling a key's caller cuts it off everywhere.
+    authScopes: (ctx) => ({ admin: isAdmin(ctx.principal) && !ctx.principal.disabled }),
     unauthorizedError: () => forbidden('This needs an admin API key.'),
   },
 });

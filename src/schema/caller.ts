@@ -17,6 +17,7 @@ CallerRef.implement({
     role: t.expose('role', { type: RoleEnum }),
     tenant: t.field({ type: TenantRef, nullable: true, resolve: (c, _, ctx) => (c.tenantId ? ctx.loaders.tenant.load(c.tenantId) : null) }),
     disabled: t.exposeBoolean('disabled'),
+    quotaPerMinute: t.exposeInt('quotaPerMinute', { nullable: true, description: "Invokes per minute; null: the hub's default." }),
     grants: t.field({ type: [GrantRef], resolve: (c, _, ctx) => ctx.loaders.grantsOfCaller.load(c.id) }),
     apiKeys: t.field({ type: [ApiKeyRef], resolve: (c, _, ctx) => ctx.loaders.apiKeysOfCaller.load(c.id) }),
   }),
@@ -38,6 +39,7 @@ const CreateCallerInput = builder.inputType('CreateCallerInput', {
     name: t.string({ required: true }),
     tenantId: t.id({ description: 'The tenant the calling system belongs to, if any.' }),
     role: t.field({ type: RoleEnum, defaultValue: 'CALLER' }),
+    quotaPerMinute: t.int({ description: "Invokes per minute; default: the hub's HUB_QUOTA_PER_MINUTE." }),
   }),
 });
 
@@ -45,6 +47,7 @@ const UpdateCallerInput = builder.inputType('UpdateCallerInput', {
   fields: (t) => ({
     name: t.string(),
     disabled: t.boolean({ description: 'A disabled caller is refused everything with FORBIDDEN.' }),
+    quotaPerMinute: t.int({ description: "Invokes per minute; null: back to the hub's default." }),
   }),
 });
 

@@ -1,6 +1,7 @@
 import { isAdmin } from '../access/principal.js';
 import { listInvocations, verifyChain, type ChainVerification } from '../audit/invocations.js';
 import type { Invocation } from '../generated/prisma/client.js';
+import { forbidden } from '../errors.js';
 import { builder } from './builder.js';
 import { HttpMethodEnum } from './enums.js';
 import { connectionType } from './pagination.js';
@@ -46,6 +47,7 @@ builder.queryFields((t) => ({
       callerId: t.arg.id(),
     },
     resolve: async (_, args, ctx) => {
+      if (ctx.principal.disabled) throw forbidden('This caller is disabled.');
       // Records of this very request and earlier ones are written before they are read.
       await ctx.services.audit.flush();
       const own = !isAdmin(ctx.principal);

@@ -13,7 +13,7 @@ SystemRef.implement({
     id: t.exposeID('id'),
     name: t.exposeString('name'),
     mode: t.expose('mode', { type: SystemModeEnum }),
-    sharedBaseUrl: t.exposeString('sharedBaseUrl', { nullable: true, description: 'SHARED: the one deployment all tenants use.' }),
+    sharedBaseUrl: t.exposeString('sharedBaseUrl', { nullable: true, authScopes: { admin: true }, description: 'SHARED: the one deployment all tenants use.' }),
     tenantHeader: t.exposeString('tenantHeader', { description: 'SHARED: the header that names the tenant (value: the tenant ID).' }),
     timeoutMs: t.exposeInt('timeoutMs', { description: 'Deadline of one call, in milliseconds.' }),
     batchPath: t.exposeString('batchPath', { nullable: true, description: 'Path of the JSON batch endpoint, if the system has one.' }),

@@ -1,4 +1,5 @@
 import type { Principal } from '../access/principal.js';
+import { forbidden } from '../errors.js';
 import { builder } from './builder.js';
 import { loadCaller, CallerRef } from './caller.js';
 import { RoleEnum } from './enums.js';
@@ -13,5 +14,11 @@ ViewerRef.implement({
 });
 
 builder.queryFields((t) => ({
-  viewer: t.field({ type: ViewerRef, resolve: (_, __, ctx) => ctx.principal }),
+  viewer: t.field({
+    type: ViewerRef,
+    resolve: (_, __, ctx) => {
+      if (ctx.principal.disabled) throw forbidden('This caller is disabled.');
+      return ctx.principal;
+    },
+  }),
 }));

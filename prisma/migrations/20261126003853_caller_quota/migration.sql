@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "Caller" ADD COLUMN     "quotaPerMinute" INTEGER;
+
