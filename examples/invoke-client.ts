@@ -58,6 +58,8 @@ async function main() {
     systemId: process.argv[3] ?? 'crm',
     params: { path: process.argv[4] ?? '/' },
   });
+  // invoke is null only together with an error, which request() has already thrown.
+  if (!invoke) throw new Error('no result');
   // `invoke.status` is a number and `invoke.ok` a boolean here: the compiler knows the schema.
   console.log(invoke.status, invoke.ok, JSON.stringify(invoke.data));
 }

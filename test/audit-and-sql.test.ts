@@ -4,8 +4,8 @@ import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from './helpers/databases.js';
 import { createCallerWithGrant, INVOKE_MUTATION, INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
-import { createTestDatabase } from './helpers/test-database.js';
-import { startTestHub, type TestHub } from './helpers/test-hub.js';
+import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { startTestHub, type GqlResponse, type TestHub } from './helpers/test-hub.js';
 import { echo, startUpstream, type RecordedRequest, type Upstream } from './helpers/upstream.js';
 
 const TENANTS = ['t1', 't2', 't3'];
@@ -84,7 +84,7 @@ describe.each(testDatabases())('audit and SQL on %s', (kind) => {
     const pairs = TENANTS.flatMap((t) => SYSTEMS.map((s) => [t, s] as const));
     const sixInvokes = `{ ${pairs.map(([t, s]) => `${t}_${s}: invoke(tenantId: "${t}", systemId: "${s}", params: { path: "/x/${t}${s}" }) { status data }`).join('\n')} }`;
 
-    async function checkSix(res: Awaited<ReturnType<TestHub['gql']>>) {
+    async function checkSix(res: GqlResponse) {
       expect(res.body.errors).toBeUndefined();
       for (const [t, s] of pairs) expect(res.body.data[`${t}_${s}`]).toMatchObject({ status: 200, data: { url: `/${t}/${s}/x/${t}${s}` } });
     }
@@ -148,7 +148,7 @@ describe.each(testDatabases())('audit and SQL on %s', (kind) => {
     });
 
     /** Runs one request and returns its GraphQL answer and the one record it left. */
-    async function oneRecord(run: () => ReturnType<TestHub['gql']>) {
+    async function oneRecord(run: () => Promise<GqlResponse>) {
       const before = (await listInvocations(hub, { first: 1 })).totalCount;
       const res = await run();
       const after = await listInvocations(hub, { first: 2 });
@@ -363,47 +363,74 @@ describe.each(testDatabases())('invocation chain on %s', (kind) => {
 });
 
 describe.each(testDatabases())('graceful shutdown on %s', (kind) => {
-  it('stores the record of every invoke answered before or during hub.close()', { timeout: 90_000 }, async () => {
+  // Each test brings its own database, so that it can be read after the hub closed.
+  async function withOwnDatabase(fn: (ctx: { hub: TestHub; up: Upstream; db: TestDatabase }) => Promise<void>) {
     const db = await createTestDatabase(kind);
     const up = await startUpstream();
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    up.route('/slow', async (req: RecordedRequest, res: ServerResponse) => {
-      await gate;
-      echo(req, res);
-    });
     let hub: TestHub | undefined;
     try {
       hub = await startTestHub(kind, { db, env: { HUB_SHUTDOWN_TIMEOUT_MS: '20000' } });
       await seedExclusive(hub, { tenantId: 'd1', systemId: 'ds', baseUrl: up.url, token: 'drain-token' });
-      const h = hub;
-      const call = (path: string) => h.gql(INVOKE_QUERY, { t: 'd1', s: 'ds', p: { path } });
-
-      // In flight when close() starts: the upstream holds their answers.
-      const slow = [1, 2, 3, 4, 5].map((i) => call(`/slow/${i}`));
-      for (let waited = 0; up.requests.filter((r) => r.url.startsWith('/slow/')).length < 5; waited += 20) {
-        expect(waited).toBeLessThan(10_000);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      // Answered just before close() starts: their records are most likely still queued.
-      const fast = await Promise.all(Array.from({ length: 10 }, (_, i) => call(`/fast/${i}`)));
-      const closing = h.close();
-      setTimeout(release, 100);
-      const slowAnswers = await Promise.all(slow);
-      await closing;
-
-      for (const res of [...fast, ...slowAnswers]) {
-        expect(res.body.errors).toBeUndefined();
-        expect(res.body.data.invoke.status).toBe(200);
-      }
-      const stored = await db.query<{ path: string; status: number; requestId: string }>(`SELECT path, status, "requestId" FROM "Invocation"`);
-      expect(stored.map((r) => r.path).sort()).toEqual([...[1, 2, 3, 4, 5].map((i) => `/slow/${i}`), ...Array.from({ length: 10 }, (_, i) => `/fast/${i}`)].sort());
-      expect(stored.map((r) => r.requestId).sort()).toEqual([...fast, ...slowAnswers].map((r) => r.body.data.invoke.requestId).sort());
+      await fn({ hub, up, db });
     } finally {
-      release();
       await hub?.close().catch(() => {});
       await up.close();
       await db.drop();
     }
+  }
+
+  const storedRecords = (db: TestDatabase) => db.query<{ path: string; requestId: string }>(`SELECT path, "requestId" FROM "Invocation"`);
+
+  it('stores the records still queued when hub.close() starts', { timeout: 90_000 }, async () => {
+    await withOwnDatabase(async ({ hub, db }) => {
+      // Records are written in the background a few milliseconds after the answer. Hold those
+      // background writes back (white-box: AuditLog.schedule), so that every record of these
+      // invokes is still queued at close() and only close() can store it.
+      const audit = hub.hub.audit as unknown as { schedule: (delayMs: number) => void; pending: number };
+      expect(typeof audit.schedule).toBe('function');
+      audit.schedule = () => {};
+
+      const paths = Array.from({ length: 20 }, (_, i) => `/fast/${i}`);
+      const doc = `{ ${paths.slice(0, 10).map((p, i) => `f${i}: invoke(tenantId: "d1", systemId: "ds", params: { path: "${p}" }) { status requestId }`).join(' ')} }`;
+      const [many, ...single] = await Promise.all([hub.gql(doc), ...paths.slice(10).map((p) => hub.gql(INVOKE_QUERY, { t: 'd1', s: 'ds', p: { path: p } }))]);
+      expect(audit.pending).toBe(20);
+      await hub.close();
+
+      expect(many!.body.errors).toBeUndefined();
+      for (const res of single) expect(res.body.errors).toBeUndefined();
+      const requestIds = [...Object.values(many!.body.data).map((r: any) => r.requestId), ...single.map((r) => r.body.data.invoke.requestId)];
+      const stored = await storedRecords(db);
+      expect(stored.map((r) => r.path).sort()).toEqual([...paths].sort());
+      expect(stored.map((r) => r.requestId).sort()).toEqual(requestIds.sort());
+    });
+  });
+
+  it('finishes invokes in flight when hub.close() starts and stores their records', { timeout: 90_000 }, async () => {
+    await withOwnDatabase(async ({ hub, up, db }) => {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      up.route('/slow', async (req: RecordedRequest, res: ServerResponse) => {
+        await gate;
+        echo(req, res);
+      });
+      try {
+        const slow = [1, 2, 3, 4, 5].map((i) => hub.gql(INVOKE_QUERY, { t: 'd1', s: 'ds', p: { path: `/slow/${i}` } }));
+        for (let waited = 0; up.requests.filter((r) => r.url.startsWith('/slow/')).length < 5; waited += 20) {
+          expect(waited).toBeLessThan(10_000);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        const closing = hub.close();
+        setTimeout(release, 100);
+        const answers = await Promise.all(slow);
+        await closing;
+
+        for (const res of answers) expect(res.body.data?.invoke?.status, JSON.stringify(res.body)).toBe(200);
+        const stored = await storedRecords(db);
+        expect(stored.map((r) => r.path).sort()).toEqual([1, 2, 3, 4, 5].map((i) => `/slow/${i}`));
+        expect(stored.map((r) => r.requestId).sort()).toEqual(answers.map((r) => r.body.data.invoke.requestId).sort());
+      } finally {
+        release();
+      }
+    });
   });
 });

@@ -14,7 +14,7 @@ interface Field {
   alias: string;
   tenantId: string;
   systemId: string;
-  /** the InvokeParams literal, e.g. { path: "/x" } */
+  /** the InvokeParams, e.g. { path: "/x" } (sent as a variable) */
   params: Record<string, unknown>;
 }
 

@@ -21,7 +21,7 @@ describe('schema.graphql', () => {
   it('holds every name of the public contract', async () => {
     const sdl = printHubSchema();
     const names = [
-      'invoke(params: InvokeParams!, systemId: ID!, tenantId: ID!): InvokeResult!',
+      'invoke(params: InvokeParams!, systemId: ID!, tenantId: ID!): InvokeResult\n',
       'verifyInvocationChain: ChainVerification!',
       'bindSystem(input: BindSystemInput!): Binding!',
       'setCredential(credential: CredentialInput!, systemId: ID!, tenantId: ID!): Binding!',

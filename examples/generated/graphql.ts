@@ -37,7 +37,7 @@ export type InvokeQueryVariables = Exact<{
 }>;
 
 
-export type InvokeQuery = { invoke: { status: number, ok: boolean, data: unknown, requestId: string } };
+export type InvokeQuery = { invoke: { status: number, ok: boolean, data: unknown, requestId: string } | null };
 
 export type ViewerQueryVariables = Exact<{ [key: string]: never; }>;
 

@@ -50,6 +50,7 @@ export class Authenticator {
     // Cheap shape check before any database work; the hash lookup decides.
     if (key.length > 256 || (!key.startsWith(KEY_PREFIX) && key.length < 32)) throw unauthenticated();
     const row = await this.prisma.apiKey.findUnique({
+      relationLoadStrategy: 'join',
       where: { hash: hashApiKey(key) },
       include: { caller: { include: { tenant: { select: { disabled: true } } } } },
     });

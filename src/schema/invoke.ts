@@ -35,6 +35,9 @@ const invokeArgs = (t: Parameters<Parameters<typeof builder.queryFields>[0]>[0])
 builder.queryFields((t) => ({
   invoke: t.field({
     type: InvokeResultRef,
+    // Nullable so that one refused call does not null its siblings: a document with several
+    // invoke fields can partly succeed (GraphQL propagates a non-null field's error to the root).
+    nullable: true,
     description: 'Safe methods only (GET, HEAD); identical calls in one request are sent once; batched where the system supports it.',
     args: invokeArgs(t),
     resolve: (_, { tenantId, systemId, params }, ctx) =>
@@ -45,6 +48,7 @@ builder.queryFields((t) => ({
 builder.mutationFields((t) => ({
   invoke: t.field({
     type: InvokeResultRef,
+    nullable: true,
     description: 'Any method; never deduplicated; runs in document order.',
     args: invokeArgs(t as never),
     resolve: (_, { tenantId, systemId, params }, ctx) =>
