@@ -10,6 +10,7 @@ import { useDocumentLimits, type DocumentLimitsOptions } from './plugins/use-doc
 import { useNoSuggestions } from './plugins/use-no-suggestions.js';
 import { useReadiness } from './plugins/use-readiness.js';
 import { useRequestPolicy } from './plugins/use-request-policy.js';
+import { useRegistryInvalidation } from './plugins/use-registry-invalidation.js';
 import { useSecurityHeaders } from './plugins/use-security-headers.js';
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
@@ -71,7 +72,7 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
     },
     context: async ({ request, req }: { request: Request; req?: { socket?: { remoteAddress?: string } } }) => {
       const principal = await authenticator.authenticate(request.headers.get('authorization'), req?.socket?.remoteAddress);
-      const loaders = createRegistryLoaders(services.prisma);
+      const loaders = createRegistryLoaders(services.prisma, services.cache);
       return {
         principal,
         loaders,
@@ -83,6 +84,7 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
       useSecurityHeaders(),
       useRequestPolicy(),
       useReadiness({ check: deps.isReady }),
+      useRegistryInvalidation(services.cache),
       useDocumentLimits(settings.limits),
       useNoSuggestions(),
       ...(settings.introspection ? [] : [noIntrospection]),

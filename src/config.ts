@@ -37,6 +37,8 @@ const envSchema = z.object({
   HUB_QUOTA_PER_MINUTE: positive.default(1200),
   HUB_AUTH_FAILURES_PER_MINUTE: positive.default(20),
   HUB_ENCRYPTION_PREVIOUS_KEYS: z.string().optional(),
+  HUB_CACHE_ENTRIES: z.coerce.number().int().min(0).default(50_000),
+  HUB_CACHE_TTL_MS: z.coerce.number().int().min(0).default(10_000),
 });
 
 export type LogLevel = z.infer<typeof logLevel>;
@@ -67,6 +69,8 @@ export interface HubConfig {
   authFailuresPerMinute: number;
   /** older encryption keys, still accepted for opening credentials until they are rotated */
   previousEncryptionKeys: Buffer[];
+  /** registry cache: at most this many entries (0 turns it off), each kept at most ttlMs */
+  cache: { maxEntries: number; ttlMs: number };
 }
 
 export class ConfigError extends Error {
@@ -100,6 +104,7 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
     quotaPerMinute: e.HUB_QUOTA_PER_MINUTE,
     authFailuresPerMinute: e.HUB_AUTH_FAILURES_PER_MINUTE,
     previousEncryptionKeys: previous.map((k) => Buffer.from(k, 'base64')),
+    cache: { maxEntries: e.HUB_CACHE_ENTRIES, ttlMs: e.HUB_CACHE_TTL_MS },
     host: e.HUB_HOST,
     port: e.HUB_PORT,
     databaseUrl: e.DATABASE_URL,

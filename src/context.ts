@@ -4,6 +4,7 @@ import type { AuditLog } from './audit/audit-log.js';
 import type { Prisma } from './db/database.js';
 import type { InvokeScope, InvokeService } from './invoke/invoke-service.js';
 import type { RegistryLoaders } from './registry/loaders.js';
+import type { RegistryCache } from './registry/registry-cache.js';
 import type { SecretBox } from './secrets/secret-box.js';
 
 export interface Services {
@@ -11,6 +12,7 @@ export interface Services {
   box: SecretBox;
   invoker: InvokeService;
   audit: AuditLog;
+  cache: RegistryCache;
 }
 
 export interface HubContext {

@@ -15,6 +15,7 @@ import { UpstreamClient } from './invoke/upstream-client.js';
 import { createLogger, type LogSink, type Logger } from './log.js';
 import { loadOrCreateKeyFile } from './secrets/key-file.js';
 import { SecretBox } from './secrets/secret-box.js';
+import { RegistryCache } from './registry/registry-cache.js';
 
 export interface HubOptions {
   /** where log lines go (default stdout) */
@@ -28,6 +29,7 @@ export interface Hub {
   port: number;
   db: Database;
   audit: AuditLog;
+  cache: RegistryCache;
   log: Logger;
   /** a newly generated admin key on a first start, else null */
   generatedAdminKey: string | null;
@@ -48,12 +50,13 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     migrated = true;
     const generatedAdminKey = await bootstrapAdmin(db.prisma, config.adminKey, log.child('access'));
     const box = new SecretBox(key, config.previousEncryptionKeys);
+    const cache = new RegistryCache(config.cache);
     const audit = new AuditLog(db.prisma, log.child('audit'));
     const client = new UpstreamClient({ policy, maxResponseBytes: config.maxResponseBytes, log: log.child('upstream') });
-    const invoker = new InvokeService({ client, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute });
+    const invoker = new InvokeService({ client, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache });
     const yoga = createApp({
-      services: { prisma: db.prisma, box, invoker, audit },
-      authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute),
+      services: { prisma: db.prisma, box, invoker, audit, cache },
+      authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache),
       settings: { graphiql: config.graphiql, introspection: config.introspection, maxRequestBytes: config.maxRequestBytes, limits: config.limits },
       client,
       log,
@@ -79,7 +82,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
         await db.close();
         log.info('tenant-hub stopped');
       })());
-    return { url, port, db, audit, log, generatedAdminKey, close };
+    return { url, port, db, audit, cache, log, generatedAdminKey, close };
   } catch (error) {
     await db.close().catch(() => {});
     throw error;

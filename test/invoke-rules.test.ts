@@ -130,7 +130,7 @@ describe.each(testDatabases())('invoke rules on %s', (kind) => {
       const res = await invoke('crm', { path });
       expect(res.status).toBe(200);
       expect(codeOf(res)).toBe('BAD_USER_INPUT');
-      expect(res.body.data ?? null).toBeNull();
+      expect(res.body.data?.invoke ?? null).toBeNull();
       // Mutation.invoke applies the same rules.
       const mut = await invokeMutation('crm', { method: 'POST', path, body: { x: 1 } });
       expect(codeOf(mut)).toBe('BAD_USER_INPUT');

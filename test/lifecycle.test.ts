@@ -137,7 +137,7 @@ describe.each(testDatabases())('lifecycle on %s', (kind) => {
 });
 
 describe.each(testDatabases())('restart on %s', (kind) => {
-  it('keeps the registry, API keys and encrypted credentials across a restart', async () => {
+  it('keeps the registry, API keys and encrypted credentials across a restart', { timeout: 120_000 }, async () => {
     const upstream = await startUpstream();
     const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-restart-'));
     const db = kind === 'postgres' ? await createTestDatabase(kind) : undefined;
@@ -181,7 +181,7 @@ describe.each(testDatabases())('restart on %s', (kind) => {
 });
 
 describe('embedded database', () => {
-  it('refuses a second hub on the same data directory', async () => {
+  it('refuses a second hub on the same data directory', { timeout: 120_000 }, async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-lock-'));
     const env = { HUB_HOST: '127.0.0.1', HUB_PORT: '0', HUB_DATA_DIR: dataDir, HUB_LOG_LEVEL: 'error' as const };
     const first = await startHub(parseConfig(env), { logSink: () => {} });

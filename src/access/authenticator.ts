@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { hashApiKey, KEY_PREFIX } from './api-keys.js';
 import type { Principal } from './principal.js';
 import { RateLimiter } from './rate-limiter.js';
+import type { RegistryCache } from '../registry/registry-cache.js';
 
 // lastUsedAt is informational: one write per key per minute at most, never on the request's path.
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -19,6 +20,8 @@ export class Authenticator {
     private readonly log: Logger,
     /** failed attempts per client address per minute before it is slowed down */
     private readonly failuresPerMinute = 20,
+    /** keys (and known-unknown keys) are served from here on warm requests */
+    private readonly cache?: RegistryCache,
   ) {}
 
   /**
@@ -49,11 +52,14 @@ export class Authenticator {
     if (!key) throw unauthenticated('Send an API key as "Authorization: Bearer <key>".');
     // Cheap shape check before any database work; the hash lookup decides.
     if (key.length > 256 || (!key.startsWith(KEY_PREFIX) && key.length < 32)) throw unauthenticated();
-    const row = await this.prisma.apiKey.findUnique({
-      relationLoadStrategy: 'join',
-      where: { hash: hashApiKey(key) },
-      include: { caller: { include: { tenant: { select: { disabled: true } } } } },
-    });
+    const hash = hashApiKey(key);
+    const find = () =>
+      this.prisma.apiKey.findUnique({
+        relationLoadStrategy: 'join',
+        where: { hash },
+        include: { caller: { include: { tenant: { select: { disabled: true } } } } },
+      });
+    const row = this.cache ? await this.cache.load(`key:${hash}`, find) : await find();
     const now = Date.now();
     if (!row || row.revokedAt || (row.expiresAt && row.expiresAt.getTime() <= now)) throw unauthenticated();
     this.touch(row.id, now);

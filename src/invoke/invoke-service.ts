@@ -10,6 +10,7 @@ import { badInput, forbidden, HubError, notFound } from '../errors.js';
 import type { HttpMethod } from '../generated/prisma/enums.js';
 import type { Logger } from '../log.js';
 import { bindingKey, type RegistryLoaders } from '../registry/loaders.js';
+import type { RegistryCache } from '../registry/registry-cache.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { CallDispatcher } from './call-dispatcher.js';
 import { checkCallerHeaders } from './header-rules.js';
@@ -52,7 +53,7 @@ export class InvokeService {
   private readonly quota = new RateLimiter(60_000);
 
   constructor(
-    private readonly deps: { client: UpstreamClient; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number },
+    private readonly deps: { client: UpstreamClient; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number; cache?: RegistryCache },
   ) {}
 
   /** Query.invoke: safe methods only, deduplicated and batched within the request. */
@@ -158,6 +159,16 @@ export class InvokeService {
     if (!binding) throw notFound(`System "${systemId}" is not bound to tenant "${tenantId}".`);
     if (tenant.disabled) throw forbidden(`Tenant "${tenantId}" is disabled.`);
     if (binding.disabled) throw forbidden(`The binding of system "${systemId}" to tenant "${tenantId}" is disabled.`);
-    return resolveTarget(this.deps.box, system, binding);
+    // Opening a credential costs a decryption: done once per binding version, not per call.
+    const build = () => resolveTarget(this.deps.box, system, binding);
+    const cache = this.deps.cache;
+    if (!cache) return build();
+    const key = `target:${bindingKey(tenantId, systemId)}:${binding.updatedAt.getTime()}:${system.updatedAt.getTime()}`;
+    const hit = cache.get<Target>(key);
+    if (hit) return hit;
+    const token = cache.begin();
+    const target = build();
+    cache.store(token, key, target);
+    return target;
   }
 }

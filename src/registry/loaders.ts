@@ -3,6 +3,7 @@
 import DataLoader from 'dataloader';
 import type { Prisma } from '../db/database.js';
 import type { ApiKey, Binding, Caller, Grant, System, Tenant } from '../generated/prisma/client.js';
+import type { RegistryCache } from './registry-cache.js';
 
 const SEP = '\u0000';
 export const bindingKey = (tenantId: string, systemId: string) => tenantId + SEP + systemId;
@@ -23,19 +24,46 @@ function grouped<T>(keys: readonly string[], rows: T[], keyOf: (row: T) => strin
   return keys.map((k) => map.get(k) ?? []);
 }
 
-export function createRegistryLoaders(prisma: Prisma) {
+/** Serves what the process cache holds and fetches only the rest, in one query. */
+function throughCache<V>(cache: RegistryCache | undefined, prefix: string, fetch: (keys: readonly string[]) => Promise<V[]>) {
+  if (!cache) return fetch;
+  return async (keys: readonly string[]): Promise<V[]> => {
+    const out = keys.map((k) => cache.get<V>(prefix + k));
+    const missing = keys.filter((_, i) => out[i] === undefined);
+    if (missing.length === 0) return out as V[];
+    const token = cache.begin();
+    const loaded = await fetch(missing);
+    missing.forEach((k, i) => cache.store(token, prefix + k, loaded[i]));
+    let next = 0;
+    return out.map((v) => (v === undefined ? loaded[next++]! : v));
+  };
+}
+
+/**
+ * @param cache the process cache for the invoke hot path (tenants, systems, bindings, grants);
+ *   admin-only lists are always read from the database.
+ */
+export function createRegistryLoaders(prisma: Prisma, cache?: RegistryCache) {
   return {
-    tenant: new DataLoader<string, Tenant | null>(async (ids) => byId(ids, await prisma.tenant.findMany({ where: { id: { in: [...ids] } } }))),
-    system: new DataLoader<string, System | null>(async (ids) => byId(ids, await prisma.system.findMany({ where: { id: { in: [...ids] } } }))),
+    tenant: new DataLoader<string, Tenant | null>(
+      throughCache(cache, 'tenant:', async (ids) => byId(ids, await prisma.tenant.findMany({ where: { id: { in: [...ids] } } }))),
+    ),
+    system: new DataLoader<string, System | null>(
+      throughCache(cache, 'system:', async (ids) => byId(ids, await prisma.system.findMany({ where: { id: { in: [...ids] } } }))),
+    ),
     caller: new DataLoader<string, Caller | null>(async (ids) => byId(ids, await prisma.caller.findMany({ where: { id: { in: [...ids] } } }))),
-    binding: new DataLoader<string, Binding | null>(async (keys) => {
-      const pairs = keys.map((k) => k.split(SEP) as [string, string]);
-      const rows = await prisma.binding.findMany({ where: { OR: pairs.map(([tenantId, systemId]) => ({ tenantId, systemId })) } });
-      const map = new Map(rows.map((r) => [bindingKey(r.tenantId, r.systemId), r]));
-      return keys.map((k) => map.get(k) ?? null);
-    }),
-    grantsOfCaller: new DataLoader<string, Grant[]>(async (ids) =>
-      grouped(ids, await prisma.grant.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (g) => g.callerId),
+    binding: new DataLoader<string, Binding | null>(
+      throughCache(cache, 'binding:', async (keys) => {
+        const pairs = keys.map((k) => k.split(SEP) as [string, string]);
+        const rows = await prisma.binding.findMany({ where: { OR: pairs.map(([tenantId, systemId]) => ({ tenantId, systemId })) } });
+        const map = new Map(rows.map((r) => [bindingKey(r.tenantId, r.systemId), r]));
+        return keys.map((k) => map.get(k) ?? null);
+      }),
+    ),
+    grantsOfCaller: new DataLoader<string, Grant[]>(
+      throughCache(cache, 'grants:', async (ids) =>
+        grouped(ids, await prisma.grant.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (g) => g.callerId),
+      ),
     ),
     apiKeysOfCaller: new DataLoader<string, ApiKey[]>(async (ids) =>
       grouped(ids, await prisma.apiKey.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (k) => k.callerId),

@@ -50,11 +50,11 @@ export function clientFrom(hub: TestHub, localAddress: string): AddressedClient 
 }
 
 /** Polls `probe` until it returns a truthy value; fails the test after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T> | T, timeoutMs = 5000, everyMs = 25): Promise<T> {
+export async function waitFor<T>(what: string, probe: () => Promise<T> | T, timeoutMs = 5000, everyMs = 25): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
-    if (value) return value;
+    if (value) return value as NonNullable<T>;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
