@@ -9,6 +9,8 @@ import type { Logger } from './log.js';
 import { useDocumentLimits, type DocumentLimitsOptions } from './plugins/use-document-limits.js';
 import { useNoSuggestions } from './plugins/use-no-suggestions.js';
 import { useReadiness } from './plugins/use-readiness.js';
+import { useMetrics } from './plugins/use-metrics.js';
+import type { HubMetrics } from './observability/metrics.js';
 import { useRequestPolicy } from './plugins/use-request-policy.js';
 import { useRegistryInvalidation } from './plugins/use-registry-invalidation.js';
 import { useSecurityHeaders } from './plugins/use-security-headers.js';
@@ -23,6 +25,7 @@ export interface AppDeps {
   authenticator: Authenticator;
   client: UpstreamClient;
   log: Logger;
+  metrics: HubMetrics;
   /** true once the database is migrated and while the hub is not draining */
   isReady: () => Promise<boolean>;
   settings: {
@@ -84,6 +87,7 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
       useSecurityHeaders(),
       useRequestPolicy(),
       useReadiness({ check: deps.isReady }),
+      useMetrics(deps.metrics),
       useRegistryInvalidation(services.cache),
       useDocumentLimits(settings.limits),
       useNoSuggestions(),

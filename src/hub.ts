@@ -16,6 +16,7 @@ import { createLogger, type LogSink, type Logger } from './log.js';
 import { loadOrCreateKeyFile } from './secrets/key-file.js';
 import { SecretBox } from './secrets/secret-box.js';
 import { RegistryCache } from './registry/registry-cache.js';
+import { HubMetrics } from './observability/metrics.js';
 
 export interface HubOptions {
   /** where log lines go (default stdout) */
@@ -52,14 +53,17 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     const box = new SecretBox(key, config.previousEncryptionKeys);
     const cache = new RegistryCache(config.cache);
     const audit = new AuditLog(db.prisma, log.child('audit'));
-    const client = new UpstreamClient({ policy, maxResponseBytes: config.maxResponseBytes, log: log.child('upstream') });
-    const invoker = new InvokeService({ client, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache });
+    const metrics = new HubMetrics({ cache, audit });
+    db.onQuery(() => metrics.dbQueries.inc());
+    const client = new UpstreamClient({ policy, maxResponseBytes: config.maxResponseBytes, log: log.child('upstream'), onSend: () => metrics.upstreamRequests.inc() });
+    const invoker = new InvokeService({ client, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics });
     const yoga = createApp({
       services: { prisma: db.prisma, box, invoker, audit, cache },
       authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache),
       settings: { graphiql: config.graphiql, introspection: config.introspection, maxRequestBytes: config.maxRequestBytes, limits: config.limits },
       client,
       log,
+      metrics,
       isReady: async () => {
         if (draining || !migrated) return false;
         await db.ping();

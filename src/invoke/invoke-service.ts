@@ -11,6 +11,7 @@ import type { HttpMethod } from '../generated/prisma/enums.js';
 import type { Logger } from '../log.js';
 import { bindingKey, type RegistryLoaders } from '../registry/loaders.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
+import type { HubMetrics } from '../observability/metrics.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { CallDispatcher } from './call-dispatcher.js';
 import { checkCallerHeaders } from './header-rules.js';
@@ -53,7 +54,7 @@ export class InvokeService {
   private readonly quota = new RateLimiter(60_000);
 
   constructor(
-    private readonly deps: { client: UpstreamClient; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number; cache?: RegistryCache },
+    private readonly deps: { client: UpstreamClient; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number; cache?: RegistryCache; metrics?: HubMetrics },
   ) {}
 
   /** Query.invoke: safe methods only, deduplicated and batched within the request. */
@@ -84,6 +85,9 @@ export class InvokeService {
       }
       throw error;
     } finally {
+      const seconds = (performance.now() - start) / 1000;
+      this.deps.metrics?.invocations.inc({ outcome: result ? 'ok' : (failure?.code ?? 'INTERNAL_SERVER_ERROR') });
+      this.deps.metrics?.invokeDuration.observe(seconds);
       this.deps.audit.record({
         id: randomUUID(),
         createdAt: new Date(),

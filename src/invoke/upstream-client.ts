@@ -35,6 +35,8 @@ export interface UpstreamClientOptions {
   keepAliveTimeoutMs?: number;
   /** at most this many sockets per origin (default 128) */
   connectionsPerOrigin?: number;
+  /** called once per HTTP request sent */
+  onSend?: () => void;
 }
 
 class DeniedAddressError extends Error {
@@ -77,6 +79,7 @@ export class UpstreamClient {
       timedOut = true;
       controller.abort();
     }, req.timeoutMs);
+    this.opts.onSend?.();
     try {
       const res = await request(req.origin + req.path, {
         dispatcher: this.agent,
