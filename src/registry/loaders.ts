@@ -4,6 +4,7 @@ import DataLoader from 'dataloader';
 import type { Prisma } from '../db/database.js';
 import type { ApiKey, Binding, Caller, Grant, System, Tenant } from '../generated/prisma/client.js';
 import type { RegistryCache } from './registry-cache.js';
+import { notFound } from '../errors.js';
 
 const SEP = '\u0000';
 export const bindingKey = (tenantId: string, systemId: string) => tenantId + SEP + systemId;
@@ -78,3 +79,10 @@ export function createRegistryLoaders(prisma: Prisma, cache?: RegistryCache) {
 }
 
 export type RegistryLoaders = ReturnType<typeof createRegistryLoaders>;
+
+/** A row that must exist (a parent's foreign key points at it): NOT_FOUND if it was deleted meanwhile. */
+export async function loadExisting<T>(loader: DataLoader<string, T | null>, id: string, what: string): Promise<T> {
+  const row = await loader.load(id);
+  if (!row) throw notFound(`${what} "${id}" does not exist.`);
+  return row;
+}

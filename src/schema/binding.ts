@@ -1,11 +1,11 @@
 import type { Binding } from '../generated/prisma/client.js';
 import { bindSystem, effectiveBaseUrl, setCredential, unbindSystem } from '../registry/bindings.js';
-import { bindingKey } from '../registry/loaders.js';
+import { bindingKey, loadExisting } from '../registry/loaders.js';
 import { rotateCredentials, type Rotation } from '../secrets/rotate.js';
 import { builder } from './builder.js';
 import { CredentialKindEnum } from './enums.js';
-import { loadSystem, SystemRef } from './system.js';
-import { loadTenant, TenantRef } from './tenant.js';
+import { SystemRef } from './system.js';
+import { TenantRef } from './tenant.js';
 
 /** What may be known about a credential: never the secret itself. */
 const CredentialInfoRef = builder.objectRef<Binding>('CredentialInfo');
@@ -22,11 +22,11 @@ export const BindingRef = builder.objectRef<Binding>('Binding');
 BindingRef.implement({
   description: "A tenant's deployment of a system: where calls go and how the hub authenticates there.",
   fields: (t) => ({
-    tenant: t.field({ type: TenantRef, resolve: (b, _, ctx) => loadTenant(ctx, b.tenantId) }),
-    system: t.field({ type: SystemRef, resolve: (b, _, ctx) => loadSystem(ctx, b.systemId) }),
+    tenant: t.field({ type: TenantRef, resolve: (b, _, ctx) => loadExisting(ctx.loaders.tenant, b.tenantId, 'Tenant') }),
+    system: t.field({ type: SystemRef, resolve: (b, _, ctx) => loadExisting(ctx.loaders.system, b.systemId, 'System') }),
     baseUrl: t.string({
       description: "The effective base URL: the binding's own, else the SHARED system's sharedBaseUrl.",
-      resolve: async (b, _, ctx) => effectiveBaseUrl(b, await loadSystem(ctx, b.systemId)),
+      resolve: async (b, _, ctx) => effectiveBaseUrl(b, await loadExisting(ctx.loaders.system, b.systemId, 'System')),
     }),
     credential: t.field({ type: CredentialInfoRef, resolve: (b) => b }),
     disabled: t.exposeBoolean('disabled'),

@@ -1,5 +1,4 @@
 import type { Caller } from '../generated/prisma/client.js';
-import { notFound } from '../errors.js';
 import { createCaller, deleteCaller, updateCaller } from '../registry/callers.js';
 import { ApiKeyRef } from './api-key.js';
 import { builder } from './builder.js';
@@ -89,9 +88,3 @@ builder.mutationFields((t) => ({
     resolve: (_, { id }, ctx) => deleteCaller(ctx.services.prisma, String(id)),
   }),
 }));
-
-export async function loadCaller(ctx: { loaders: { caller: { load(id: string): Promise<Caller | null> } } }, id: string): Promise<Caller> {
-  const caller = await ctx.loaders.caller.load(id);
-  if (!caller) throw notFound(`Caller "${id}" does not exist.`);
-  return caller;
-}

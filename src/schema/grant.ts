@@ -1,19 +1,20 @@
 import type { Grant } from '../generated/prisma/client.js';
 import { grant, revokeGrant } from '../registry/callers.js';
+import { loadExisting } from '../registry/loaders.js';
 import { builder } from './builder.js';
-import { loadCaller, CallerRef } from './caller.js';
+import { CallerRef } from './caller.js';
 import { HttpMethodEnum } from './enums.js';
-import { loadSystem, SystemRef } from './system.js';
-import { loadTenant, TenantRef } from './tenant.js';
+import { SystemRef } from './system.js';
+import { TenantRef } from './tenant.js';
 
 export const GrantRef = builder.objectRef<Grant>('Grant');
 GrantRef.implement({
   description: 'Permission for a caller to invoke systems of one tenant.',
   fields: (t) => ({
     id: t.exposeID('id'),
-    caller: t.field({ type: CallerRef, resolve: (g, _, ctx) => loadCaller(ctx, g.callerId) }),
-    tenant: t.field({ type: TenantRef, resolve: (g, _, ctx) => loadTenant(ctx, g.tenantId) }),
-    system: t.field({ type: SystemRef, nullable: true, description: 'null: every system of the tenant.', resolve: (g, _, ctx) => (g.systemId ? loadSystem(ctx, g.systemId) : null) }),
+    caller: t.field({ type: CallerRef, resolve: (g, _, ctx) => loadExisting(ctx.loaders.caller, g.callerId, 'Caller') }),
+    tenant: t.field({ type: TenantRef, resolve: (g, _, ctx) => loadExisting(ctx.loaders.tenant, g.tenantId, 'Tenant') }),
+    system: t.field({ type: SystemRef, nullable: true, description: 'null: every system of the tenant.', resolve: (g, _, ctx) => (g.systemId ? loadExisting(ctx.loaders.system, g.systemId, 'System') : null) }),
     methods: t.field({ type: [HttpMethodEnum], nullable: true, description: 'null: every method.', resolve: (g) => (g.methods.length ? g.methods : null) }),
     pathPrefix: t.exposeString('pathPrefix', { nullable: true, description: 'Matched by whole path segments: /patients covers /patients/7, not /patients-admin.' }),
     expiresAt: t.expose('expiresAt', { type: 'DateTime', nullable: true }),

@@ -1,5 +1,4 @@
 import type { System } from '../generated/prisma/client.js';
-import { notFound } from '../errors.js';
 import { createSystem, deleteSystem, updateSystem } from '../registry/systems.js';
 import { BindingRef } from './binding.js';
 import { builder } from './builder.js';
@@ -91,9 +90,3 @@ builder.mutationFields((t) => ({
     resolve: (_, { id }, ctx) => deleteSystem(ctx.services.prisma, String(id)),
   }),
 }));
-
-export async function loadSystem(ctx: { loaders: { system: { load(id: string): Promise<System | null> } } }, id: string): Promise<System> {
-  const system = await ctx.loaders.system.load(id);
-  if (!system) throw notFound(`System "${id}" does not exist.`);
-  return system;
-}

@@ -1,5 +1,4 @@
 import type { Tenant } from '../generated/prisma/client.js';
-import { notFound } from '../errors.js';
 import { createTenant, deleteTenant, updateTenant } from '../registry/tenants.js';
 import { builder } from './builder.js';
 import { BindingRef } from './binding.js';
@@ -74,9 +73,3 @@ builder.mutationFields((t) => ({
     resolve: (_, { id }, ctx) => deleteTenant(ctx.services.prisma, String(id)),
   }),
 }));
-
-export async function loadTenant(ctx: { loaders: { tenant: { load(id: string): Promise<Tenant | null> } } }, id: string): Promise<Tenant> {
-  const tenant = await ctx.loaders.tenant.load(id);
-  if (!tenant) throw notFound(`Tenant "${id}" does not exist.`);
-  return tenant;
-}

@@ -1,7 +1,8 @@
 import type { Principal } from '../access/principal.js';
 import { forbidden } from '../errors.js';
+import { loadExisting } from '../registry/loaders.js';
 import { builder } from './builder.js';
-import { loadCaller, CallerRef } from './caller.js';
+import { CallerRef } from './caller.js';
 import { RoleEnum } from './enums.js';
 
 const ViewerRef = builder.objectRef<Principal>('Viewer');
@@ -9,7 +10,7 @@ ViewerRef.implement({
   description: 'Who the API key belongs to.',
   fields: (t) => ({
     role: t.expose('role', { type: RoleEnum }),
-    caller: t.field({ type: CallerRef, nullable: true, resolve: (p, _, ctx) => loadCaller(ctx, p.callerId) }),
+    caller: t.field({ type: CallerRef, nullable: true, resolve: (p, _, ctx) => loadExisting(ctx.loaders.caller, p.callerId, 'Caller') }),
   }),
 });
 

@@ -17,7 +17,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-async function adminQuery(sql: string) {
+/** Runs one statement on the server's maintenance connection (create/drop/alter databases). */
+export async function adminQuery(sql: string) {
   const admin = new pg.Client({ connectionString: POSTGRES_URL });
   await admin.connect();
   try {
