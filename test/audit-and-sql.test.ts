@@ -27,8 +27,13 @@ function selectsByTable(statements: string[]): Record<string, number> {
   return out;
 }
 
-/** Runs fn and returns the SELECTs per table Prisma sent meanwhile. */
+/**
+ * Runs fn on a cold registry cache and returns the SELECTs per table Prisma sent meanwhile (the
+ * cold path is what these tests bound; test/registry-cache.test.ts covers the warm one).
+ */
 async function countSelects<T>(hub: TestHub, fn: () => Promise<T>): Promise<{ result: T; selects: Record<string, number>; sql: string[] }> {
+  await hub.hub.audit.flush(); // earlier requests' records are written before we start counting
+  hub.hub.cache.invalidate();
   const sql: string[] = [];
   const off = hub.hub.db.onQuery((s) => sql.push(s));
   try {

@@ -4,6 +4,7 @@
 import type { Prisma } from '../db/database.js';
 import type { Logger } from '../log.js';
 import { chainHash, GENESIS, type InvocationEntry } from './chain.js';
+import { isDatabaseUnavailable } from '../utils/database-errors.js';
 
 const CHAIN_LOCK = 72_470_003;
 
@@ -78,24 +79,42 @@ export class AuditLog {
   private async writeBatch(): Promise<void> {
     const batch = this.queue.slice(0, this.maxBatch);
     try {
-      await this.prisma.$transaction(async (tx) => {
-        await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${CHAIN_LOCK})`);
-        const last = await tx.invocation.findFirst({ orderBy: { seq: 'desc' }, select: { hash: true } });
-        let prev = last?.hash ?? GENESIS;
-        const rows = batch.map((e) => {
-          const hash = chainHash(prev, e);
-          const row = { ...e, prevHash: prev, hash };
-          prev = hash;
-          return row;
-        });
-        await tx.invocation.createMany({ data: rows });
-      });
+      await this.insertChained(batch);
       this.queue.splice(0, batch.length);
     } catch (error) {
-      this.log.error('writing invocation records failed', { error, queued: this.queue.length });
-      throw error;
+      if (isDatabaseUnavailable(error)) {
+        this.log.error('writing invocation records failed; they stay queued', { error, queued: this.queue.length });
+        throw error;
+      }
+      // A record the database refuses must not hold up every record behind it: write them one by
+      // one, and put a refused one in the log (records hold no secrets) instead of the table.
+      for (const entry of batch) {
+        try {
+          await this.insertChained([entry]);
+        } catch (single) {
+          if (isDatabaseUnavailable(single)) throw single;
+          this.log.error('an invocation record was refused by the database; kept here', { error: single, record: entry });
+        }
+        this.queue.shift();
+      }
     }
   }
+
+  private async insertChained(batch: InvocationEntry[]): Promise<void> {
+    await this.prisma.$transaction(async (tx) => {
+      await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${CHAIN_LOCK})`);
+      const last = await tx.invocation.findFirst({ orderBy: { seq: 'desc' }, select: { hash: true } });
+      let prev = last?.hash ?? GENESIS;
+      const rows = batch.map((e) => {
+        const hash = chainHash(prev, e);
+        const row = { ...e, prevHash: prev, hash };
+        prev = hash;
+        return row;
+      });
+      await tx.invocation.createMany({ data: rows });
+    });
+  }
+
 
   /** Stops the timer and writes everything still queued. */
   async close(): Promise<void> {

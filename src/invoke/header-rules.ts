@@ -27,14 +27,21 @@ const RESERVED = new Set([
   'content-type',
   'traceparent',
   'tracestate',
+  // would make the called system run another method than the one the grant allowed
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
 ]);
+
+// CGI, WSGI, Rack and PHP read "-" and "_" in header names alike (X_Tenant_Id is HTTP_X_TENANT_ID).
+const canonical = (name: string) => name.toLowerCase().replace(/_/g, '-');
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const MAX_HEADERS = 64;
 const MAX_VALUE = 8192;
 
 export function isReservedHeader(name: string): boolean {
-  const n = name.toLowerCase();
+  const n = canonical(name);
   return RESERVED.has(n) || n.startsWith('x-forwarded-');
 }
 
@@ -47,12 +54,12 @@ export function checkCallerHeaders(headers: unknown, routing: readonly string[])
   if (typeof headers !== 'object' || Array.isArray(headers)) throw badInput('params.headers must be an object of header names to string values.');
   const entries = Object.entries(headers as Record<string, unknown>);
   if (entries.length > MAX_HEADERS) throw badInput(`params.headers may hold at most ${MAX_HEADERS} headers.`);
-  const extra = new Set(routing.map((h) => h.toLowerCase()));
+  const extra = new Set(routing.map(canonical));
   const out: Record<string, string> = {};
   for (const [name, value] of entries) {
     if (!TOKEN.test(name) || name.length > 128) throw badInput(`Header name ${JSON.stringify(name)} is not a valid HTTP header name.`);
     const lower = name.toLowerCase();
-    if (isReservedHeader(lower) || extra.has(lower)) throw badInput(`Header "${name}" is set by the hub and may not be sent by callers.`);
+    if (isReservedHeader(lower) || extra.has(canonical(lower))) throw badInput(`Header "${name}" is set by the hub and may not be sent by callers.`);
     if (typeof value !== 'string') throw badInput(`Header "${name}" must have a string value.`);
     if (/[\r\n\0]/.test(value)) throw badInput(`Header "${name}" contains CR, LF or NUL.`);
     if (/[\u0001-\u0008\u000a-\u001f\u007f]/.test(value) || value.length > MAX_VALUE) {

@@ -49,6 +49,9 @@ export interface InvokeScope {
 const SAFE_METHODS = new Set<HttpMethod>(['GET', 'HEAD']);
 const MAX_BODY = 1024 * 1024;
 const clip = (s: string, n: number) => (s.length > n ? s.slice(0, n) : s);
+// Caller-chosen text in a record is escaped like JSON: NUL and lone surrogates, which PostgreSQL
+// text cannot hold, never reach the database and cannot wedge the audit writer.
+const storable = (s: unknown, n: number) => clip(JSON.stringify(String(s)).slice(1, -1), n);
 
 export class InvokeService {
   private readonly quota = new RateLimiter(60_000);
@@ -92,10 +95,10 @@ export class InvokeService {
         id: randomUUID(),
         createdAt: new Date(),
         callerId: scope.principal.callerId,
-        tenantId: clip(args.tenantId, 128),
-        systemId: clip(args.systemId, 128),
+        tenantId: storable(args.tenantId, 128),
+        systemId: storable(args.systemId, 128),
         method,
-        path: clip(JSON.stringify(String(args.params.path)).slice(1, -1), 2048),
+        path: storable(args.params.path, 2048),
         status: result?.status ?? null,
         code: result ? null : (failure?.code ?? 'INTERNAL_SERVER_ERROR'),
         durationMs: Math.round((performance.now() - start) * 1000) / 1000,
