@@ -47,6 +47,12 @@ query FirstCall {
 }
 `;
 
+function logArgs(args: unknown[]): [string, Record<string, unknown>] {
+  const [first, ...rest] = args;
+  if (first instanceof Error) return [first.message, { name: first.name, path: (first as { path?: unknown }).path, args: rest }];
+  return [String(first), { args: rest }];
+}
+
 export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unknown>, HubContext> {
   const { services, authenticator, client, log, settings } = deps;
   const noIntrospection: Plugin = { onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) };
@@ -67,11 +73,13 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
     multipart: false,
     batching: false,
     maskedErrors: { maskError: createMaskError(log.child('errors')) },
+    // Yoga's own log calls: an error is logged by name and message only, never with the excerpt of
+    // the document graphql-js appends to String(error) (a document may hold a token literal).
     logging: {
-      debug: (...a) => log.debug(String(a[0]), { args: a.slice(1) }),
-      info: (...a) => log.info(String(a[0]), { args: a.slice(1) }),
-      warn: (...a) => log.warn(String(a[0]), { args: a.slice(1) }),
-      error: (...a) => log.error(String(a[0]), { args: a.slice(1) }),
+      debug: (...a) => log.debug(...logArgs(a)),
+      info: (...a) => log.info(...logArgs(a)),
+      warn: (...a) => log.warn(...logArgs(a)),
+      error: (...a) => log.error(...logArgs(a)),
     },
     context: async ({ request, req }: { request: Request; req?: { socket?: { remoteAddress?: string } } }) => {
       const principal = await authenticator.authenticate(request.headers.get('authorization'), req?.socket?.remoteAddress);

@@ -83,6 +83,9 @@ export class InvokeService {
       const error = isDatabaseUnavailable(caught) ? new HubError('SERVICE_UNAVAILABLE', 'The hub cannot reach its database; retry later.') : caught;
       failure = error instanceof HubError ? error : undefined;
       if (failure) {
+        if (failure.code === 'INTERNAL_SERVER_ERROR') {
+          this.deps.log.error('invoke failed', { reason: failure.extensions.reason, tenantId: args.tenantId, systemId: args.systemId });
+        }
         if (failure.cause !== undefined) this.deps.log.warn('upstream call failed', { code: failure.code, cause: failure.cause, tenantId: args.tenantId, systemId: args.systemId });
         failure.extensions.requestId ??= randomUUID();
       }

@@ -7,6 +7,9 @@ export class OutboundPolicy {
   private readonly deny = new BlockList();
 
   constructor(cidrs: readonly string[]) {
+    // Unspecified addresses are no destination: Linux connects them to the local host.
+    this.deny.addSubnet('0.0.0.0', 8, 'ipv4');
+    this.deny.addAddress('::', 'ipv6');
     for (const cidr of cidrs) {
       const [addr, bits] = cidr.split('/');
       const family = isIP(addr ?? '');

@@ -19,6 +19,8 @@ export function checkPath(path: unknown): string {
   // Look through every layer of encoding a server might peel off (%2e%2e, %252e%252e, ...).
   let layer = path;
   for (let round = 0; round <= DECODE_ROUNDS; round++) {
+    // Servers that normalise Unicode read fullwidth or one-dot-leader dots as "." (NFKC).
+    layer = layer.normalize('NFKC');
     // A segment's ";params" are dropped by some servers (Tomcat, Spring): "..;x" is "..".
     if (layer.split('/').some((s) => /^\.\.?(;.*)?$/.test(s))) throw badInput('params.path must not contain "." or ".." segments, in any encoding.');
     if (layer.includes('//')) throw badInput('params.path must not contain "//", in any encoding.');

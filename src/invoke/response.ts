@@ -29,6 +29,15 @@ export function allowedHeaders(headers: Record<string, string | string[] | undef
   return out;
 }
 
+function scrub(value: unknown, secret: string): unknown {
+  if (typeof value === 'string') return value.includes(secret) ? value.replaceAll(secret, '[redacted]') : value;
+  if (Array.isArray(value)) return value.map((v) => scrub(v, secret));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [scrub(k, secret) as string, scrub(v, secret)]));
+  }
+  return value;
+}
+
 const JSON_TYPE = /^application\/([\w.+-]*\+)?json\b/i;
 
 /**
@@ -41,7 +50,10 @@ export function parseBody(body: Buffer, contentType: string | undefined, secret?
   if (secret && text.includes(secret)) text = text.replaceAll(secret, '[redacted]');
   if (contentType && JSON_TYPE.test(contentType)) {
     try {
-      return JSON.parse(text);
+      const parsed: unknown = JSON.parse(text);
+      // Escapes such as "\/" or "\u0041" can hide the secret from the text search above; only
+      // a body with escapes needs the walk through every string.
+      return secret && text.includes('\\') ? scrub(parsed, secret) : parsed;
     } catch {
       return text; // a system that says JSON and sends something else: the caller sees what came
     }

@@ -82,7 +82,7 @@ export function useDocumentLimits(opts: DocumentLimitsOptions = {}): Plugin {
         try {
           return parse(source, { ...options, maxTokens: limits.maxTokens });
         } catch (error) {
-          if (error instanceof GraphQLError && /token limit/i.test(error.message)) {
+          if (error instanceof GraphQLError && /token limit|more th\w+ \d+ tokens/i.test(error.message)) {
             throw badInput(`The document has more than ${limits.maxTokens} tokens.`);
           }
           throw error;

@@ -33,6 +33,10 @@ export function createMaskError(log: Logger) {
       });
     }
     if (isGraphQLError(error) && !error.originalError) return error; // parse and validation errors
+    // A variable value that does not fit its type: the caller's input, a 400 like validation errors.
+    if (isGraphQLError(error) && !path && /^Variable "\$/.test(error.message)) {
+      return createGraphQLError(error.message.replace(/ Did you mean .*$/s, ''), { extensions: { code: 'BAD_USER_INPUT', http: { status: 400 } } });
+    }
     log.error('unexpected error', { error: original, stack: (original as Error)?.stack?.split('\n').slice(0, 8).join('\n') });
     return createGraphQLError(message, { path, extensions: { code: 'INTERNAL_SERVER_ERROR' } });
   };

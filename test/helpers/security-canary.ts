@@ -80,7 +80,8 @@ export function rawRequest(
   if (body && !opts.chunked) headers['content-length'] = String(body.length);
   return new Promise<RawResponse>((resolve, reject) => {
     const req = httpRequest(
-      { host: url.hostname, port: url.port, path: url.pathname + url.search, method: opts.method ?? 'POST', headers, timeout: opts.timeoutMs ?? 10_000 },
+      // agent: false: a fresh connection each time, never a kept-alive socket the server may be closing.
+      { host: url.hostname, port: url.port, path: url.pathname + url.search, method: opts.method ?? 'POST', headers, timeout: opts.timeoutMs ?? 10_000, agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
