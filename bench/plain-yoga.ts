@@ -2,8 +2,8 @@
 // bearer token, and nothing else (no auth, no registry, no audit). Run as its own process, pinned
 // like the hub. Env: BENCH_UPSTREAM_URL, BENCH_TOKEN, BENCH_PORT; prints "READY <port>".
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createSchema, createYoga } from 'graphql-yoga';
+import { serveAsChild } from './child.js';
 
 const upstream = process.env.BENCH_UPSTREAM_URL ?? 'http://127.0.0.1:1';
 const token = process.env.BENCH_TOKEN ?? 'token';
@@ -26,15 +26,4 @@ const schema = createSchema({
 
 const yoga = createYoga({ schema, logging: false, graphiql: false });
 const server = createServer(yoga);
-server.listen(Number(process.env.BENCH_PORT ?? 0), '127.0.0.1', () => {
-  process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`);
-});
-const stop = () => {
-  server.closeAllConnections();
-  server.close(() => process.exit(0));
-  setTimeout(() => process.exit(0), 1000).unref();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.stdin.on('end', stop);
-process.stdin.resume();
+serveAsChild(server, Number(process.env.BENCH_PORT ?? 0));

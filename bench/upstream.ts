@@ -6,7 +6,7 @@
 //   POST /__reset   sets the count to 0
 // It listens on 127.0.0.1 (port BENCH_UPSTREAM_PORT, default any) and prints "READY <port>" once listening.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveAsChild } from './child.js';
 
 const SLOW_MS = 20;
 const ANSWER = JSON.stringify({ id: 42, name: 'Ada Lovelace', active: true, tags: ['bench'] });
@@ -65,17 +65,4 @@ const server = createServer((req, res) => {
 });
 server.keepAliveTimeout = 60_000;
 
-server.listen(Number(process.env.BENCH_UPSTREAM_PORT ?? 0), '127.0.0.1', () => {
-  process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`);
-});
-
-// The parent stops us with SIGTERM; a vanished parent (closed stdin) stops us too.
-const stop = () => {
-  server.closeAllConnections();
-  server.close(() => process.exit(0));
-  setTimeout(() => process.exit(0), 1000).unref();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.stdin.on('end', stop);
-process.stdin.resume();
+serveAsChild(server, Number(process.env.BENCH_UPSTREAM_PORT ?? 0));

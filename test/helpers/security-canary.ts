@@ -3,7 +3,7 @@
 // fetch() will not send (no content-length, chunked bodies, any content type).
 import { request as httpRequest, createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { echo, type RecordedRequest, type Route } from './upstream.js';
+import { recordingHandler, type RecordedRequest, type Route } from './upstream.js';
 
 export interface Canary {
   url: string;
@@ -23,16 +23,7 @@ export async function startCanary(host = '127.0.0.1'): Promise<Canary> {
   const requests: RecordedRequest[] = [];
   const routes: [string, Route][] = [];
   const sockets = new Set<Socket>();
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const recorded: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
-      requests.push(recorded);
-      const match = routes.find(([prefix]) => recorded.url.startsWith(prefix));
-      Promise.resolve((match?.[1] ?? echo)(recorded, res)).catch(() => res.destroy());
-    });
-  });
+  const server = createServer(recordingHandler(requests, routes));
   const canary: Canary = {
     url: '',
     host,

@@ -38,10 +38,9 @@ export function batchEcho(req: RecordedRequest, res: ServerResponse) {
   );
 }
 
-export async function startUpstream(): Promise<Upstream> {
-  const requests: RecordedRequest[] = [];
-  const routes: [string, Route][] = [];
-  const server = createServer((req, res) => {
+/** A request handler that records each request, then answers by the first matching route (else echo). */
+export function recordingHandler(requests: RecordedRequest[], routes: [string, Route][]) {
+  return (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -50,7 +49,13 @@ export async function startUpstream(): Promise<Upstream> {
       const match = routes.find(([prefix]) => recorded.url.startsWith(prefix));
       Promise.resolve((match?.[1] ?? echo)(recorded, res)).catch(() => res.destroy());
     });
-  });
+  };
+}
+
+export async function startUpstream(): Promise<Upstream> {
+  const requests: RecordedRequest[] = [];
+  const routes: [string, Route][] = [];
+  const server = createServer(recordingHandler(requests, routes));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
