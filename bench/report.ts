@@ -202,13 +202,14 @@ function checksText(db: DbResult): string {
     .join('\n');
 }
 
-export function render(info: RunInfo, dbs: DbResult[]): string {
+/** @param interruption set when the run was stopped early: said under the heading */
+export function render(info: RunInfo, dbs: DbResult[], interruption?: string): string {
   const when = info.date.toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
   const setup =
     `\`${info.command}\`: ${info.connections} connections, ${info.durationS} s per run after a warm-up, ` +
     (info.pinned ? 'hub pinned to CPU 0, load generator and upstream to CPU 1 (taskset)' : 'no taskset: nothing pinned') +
     `. Load average before/after: ${info.loadBefore.map((l) => l.toFixed(1)).join(' ')} / ${info.loadAfter.map((l) => l.toFixed(1)).join(' ')}.`;
-  const parts = [`## ${when}`, '', `Machine: ${machine()}.`, '', setup];
+  const parts = [`## ${when}${interruption ? ' (incomplete)' : ''}`, '', ...(interruption ? [`**Run ${interruption}.**`, ''] : []), `Machine: ${machine()}.`, '', setup];
   for (const db of dbs) parts.push('', `### ${db.name}`, '', table(db.rows), '', 'Targets (issue 5):', '', checksText(db));
   return parts.join('\n') + '\n';
 }

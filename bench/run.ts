@@ -321,17 +321,18 @@ async function soak(hub: HubUnderTest, request: LoadRequest, minutes: number): P
 // ---------------------------------------------------------------------------------------------
 // One database: the hubs, the registries, the interleaved sequence
 
-async function benchDatabase(kind: 'pglite' | 'postgres', upstream: Upstream, plain: HubUnderTest, opts: Options): Promise<DbResult> {
+/** Fills `out` as the runs complete, so that an interrupted run still has its figures. */
+async function benchDatabase(kind: 'pglite' | 'postgres', upstream: Upstream, plain: HubUnderTest, opts: Options, out: DbResult): Promise<void> {
   const mark = cleanups.length;
   try {
-    return await benchDatabaseIn(kind, upstream, plain, opts);
+    await benchDatabaseIn(kind, upstream, plain, opts, out);
   } finally {
     // This database's hubs stop (and its databases go) before the next one starts.
     await unwindTo(mark);
   }
 }
 
-async function benchDatabaseIn(kind: 'pglite' | 'postgres', upstream: Upstream, plain: HubUnderTest, opts: Options): Promise<DbResult> {
+async function benchDatabaseIn(kind: 'pglite' | 'postgres', upstream: Upstream, plain: HubUnderTest, opts: Options, out: DbResult): Promise<void> {
   const tag = kind === 'pglite' ? 'Embedded PGlite' : 'PostgreSQL';
   const adminKey = `bench-admin-${randomBytes(24).toString('hex')}`;
   const encryptionKey = randomBytes(32).toString('base64');
@@ -453,7 +454,7 @@ async function benchDatabaseIn(kind: 'pglite' | 'postgres', upstream: Upstream, 
     { ...hubOne('one-serial', 'hub: one invoke, 1 connection', warm, seeded.callerKey, '/fast/1'), connections: 1 },
   ];
 
-  const rows: Row[] = [];
+  const rows = out.rows;
   let lastDirect: Row | null = null;
   for (const s of sequence) {
     const row = await measure(s, upstream, opts, lastDirect);
@@ -465,12 +466,10 @@ async function benchDatabaseIn(kind: 'pglite' | 'postgres', upstream: Upstream, 
     );
   }
 
-  let soakResult: Soak | null = null;
   if (opts.soakMinutes > 0) {
     log(`${tag}: soak, one invoke for ${opts.soakMinutes} min`);
-    soakResult = await soak(warm, hubRequest(warm, seeded.callerKey, [oneBody(t1, PLAIN_SYSTEM, '/fast/1')]), opts.soakMinutes);
+    out.soak = await soak(warm, hubRequest(warm, seeded.callerKey, [oneBody(t1, PLAIN_SYSTEM, '/fast/1')]), opts.soakMinutes);
   }
-  return { name: kind === 'pglite' ? 'Embedded PGlite' : 'PostgreSQL (127.0.0.1:5432, not pinned)', rows, soak: soakResult };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -488,14 +487,6 @@ async function main() {
     void cleanup().finally(() => process.exit(1));
   }, budgetMs);
   watchdog.unref();
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      log(`${signal}: stopping everything`);
-      void cleanup().finally(() => process.exit(130));
-    });
-  }
-  process.on('exit', killAllNow);
-
   const info: RunInfo = {
     date: new Date(),
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
@@ -505,27 +496,44 @@ async function main() {
     loadBefore: os.loadavg(),
     loadAfter: [],
   };
-  const upstream = await startUpstream();
   const results: DbResult[] = [];
+  const report = (interruption?: string) => {
+    info.loadAfter = os.loadavg();
+    const measured = results.filter((db) => db.rows.length > 0);
+    if (!measured.length) return;
+    for (const db of measured) process.stdout.write(`\n${db.name}\n\n${table(db.rows)}\n`);
+    const section = render(info, measured, interruption);
+    process.stdout.write(`\n${section}`);
+    if (opts.write) {
+      const file = writeResults(section);
+      const readme = !interruption && writeReadme(info, measured);
+      process.stdout.write(`\nWritten to ${file}${readme ? ' and README.md' : ''}.\n`);
+    }
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      log(`${signal}: stopping everything`);
+      void cleanup()
+        .then(() => report(`interrupted by ${signal}: the figures measured until then`))
+        .finally(() => process.exit(130));
+    });
+  }
+  process.on('exit', killAllNow);
+
+  const upstream = await startUpstream();
   try {
     const plain = await startPlainYoga(upstream);
     log(`warming up plain yoga for ${opts.warmupS} s`);
     await runLoad(plainYogaRequest(plain), { connections: CONNECTIONS, durationS: opts.warmupS });
     for (const kind of opts.dbs) {
-      results.push(await benchDatabase(kind, upstream, plain, opts));
+      const out: DbResult = { name: kind === 'pglite' ? 'Embedded PGlite' : 'PostgreSQL (127.0.0.1:5432, not pinned)', rows: [], soak: null };
+      results.push(out);
+      await benchDatabase(kind, upstream, plain, opts, out);
     }
   } finally {
     await cleanup();
   }
-  info.loadAfter = os.loadavg();
-  for (const db of results) process.stdout.write(`\n${db.name}\n\n${table(db.rows)}\n`);
-  const section = render(info, results);
-  process.stdout.write(`\n${section}`);
-  if (opts.write) {
-    const file = writeResults(section);
-    const readme = writeReadme(info, results);
-    process.stdout.write(`\nWritten to ${file}${readme ? ' and README.md' : ''}.\n`);
-  }
+  report();
   clearTimeout(watchdog);
 }
 
