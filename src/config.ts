@@ -39,6 +39,12 @@ const envSchema = z.object({
   HUB_ENCRYPTION_PREVIOUS_KEYS: z.string().optional(),
   HUB_CACHE_ENTRIES: z.coerce.number().int().min(0).default(50_000),
   HUB_CACHE_TTL_MS: z.coerce.number().int().min(0).default(10_000),
+  HUB_RETRY_MAX: z.coerce.number().int().min(0).max(10).default(2),
+  HUB_RETRY_BASE_MS: positive.default(100),
+  HUB_RETRY_MAX_DELAY_MS: positive.default(2_000),
+  HUB_BREAKER_FAILURES: positive.default(5),
+  HUB_BREAKER_OPEN_MS: positive.default(30_000),
+  HUB_MAX_CONCURRENT_PER_DEPLOYMENT: positive.default(64),
 });
 
 export type LogLevel = z.infer<typeof logLevel>;
@@ -71,6 +77,14 @@ export interface HubConfig {
   previousEncryptionKeys: Buffer[];
   /** registry cache: at most this many entries (0 turns it off), each kept at most ttlMs */
   cache: { maxEntries: number; ttlMs: number };
+  resilience: {
+    /** retries of safe calls after a dropped connection, 429, 502, 503 or 504 */
+    retry: { maxRetries: number; baseDelayMs: number; maxDelayMs: number };
+    /** per called origin: consecutive failures that open it, and how long it stays open */
+    breaker: { failureThreshold: number; openMs: number };
+    /** calls in flight per called origin before new ones are refused at once */
+    maxConcurrentPerDeployment: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -105,6 +119,11 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
     authFailuresPerMinute: e.HUB_AUTH_FAILURES_PER_MINUTE,
     previousEncryptionKeys: previous.map((k) => Buffer.from(k, 'base64')),
     cache: { maxEntries: e.HUB_CACHE_ENTRIES, ttlMs: e.HUB_CACHE_TTL_MS },
+    resilience: {
+      retry: { maxRetries: e.HUB_RETRY_MAX, baseDelayMs: e.HUB_RETRY_BASE_MS, maxDelayMs: e.HUB_RETRY_MAX_DELAY_MS },
+      breaker: { failureThreshold: e.HUB_BREAKER_FAILURES, openMs: e.HUB_BREAKER_OPEN_MS },
+      maxConcurrentPerDeployment: e.HUB_MAX_CONCURRENT_PER_DEPLOYMENT,
+    },
     host: e.HUB_HOST,
     port: e.HUB_PORT,
     databaseUrl: e.DATABASE_URL,

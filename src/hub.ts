@@ -12,6 +12,10 @@ import { openDatabase, type Database } from './db/database.js';
 import { InvokeService } from './invoke/invoke-service.js';
 import { OutboundPolicy } from './invoke/outbound-policy.js';
 import { UpstreamClient } from './invoke/upstream-client.js';
+import { UpstreamExchange } from './invoke/exchange.js';
+import { CircuitBreakers } from './invoke/circuit-breaker.js';
+import { Bulkhead } from './invoke/bulkhead.js';
+import { RetryPolicy } from './invoke/retry-policy.js';
 import { createLogger, type LogSink, type Logger } from './log.js';
 import { loadOrCreateKeyFile } from './secrets/key-file.js';
 import { SecretBox } from './secrets/secret-box.js';
@@ -55,13 +59,36 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     const audit = new AuditLog(db.prisma, log.child('audit'));
     const metrics = new HubMetrics({ cache, audit });
     db.onQuery(() => metrics.dbQueries.inc());
-    const client = new UpstreamClient({ policy, maxResponseBytes: config.maxResponseBytes, log: log.child('upstream'), onSend: () => metrics.upstreamRequests.inc() });
-    const invoker = new InvokeService({ client, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics });
+    const client = new UpstreamClient({
+      policy,
+      maxResponseBytes: config.maxResponseBytes,
+      log: log.child('upstream'),
+      onSend: () => metrics.upstreamRequests.inc(),
+      // Sockets are never the limit: the bulkhead refuses first.
+      connectionsPerOrigin: config.resilience.maxConcurrentPerDeployment,
+    });
+    const breakerLog = log.child('breaker');
+    const breakers = new CircuitBreakers(config.resilience.breaker, (origin, state) => {
+      breakerLog[state === 'open' ? 'warn' : 'info']('circuit breaker state changed', { origin, state });
+    });
+    const bulkhead = new Bulkhead(config.resilience.maxConcurrentPerDeployment);
+    metrics.watchDeployments(breakers, bulkhead);
+    const exchange = new UpstreamExchange({
+      client,
+      breakers,
+      bulkhead,
+      retry: new RetryPolicy(config.resilience.retry),
+      onAttempt: (seconds, retry) => {
+        metrics.upstreamDuration.observe(seconds);
+        if (retry) metrics.upstreamRetries.inc();
+      },
+    });
+    const invoker = new InvokeService({ exchange, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics });
     const yoga = createApp({
       services: { prisma: db.prisma, box, invoker, audit, cache },
       authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache),
       settings: { graphiql: config.graphiql, introspection: config.introspection, maxRequestBytes: config.maxRequestBytes, limits: config.limits },
-      client,
+      exchange,
       log,
       metrics,
       isReady: async () => {

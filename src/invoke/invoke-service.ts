@@ -19,7 +19,8 @@ import { checkPath } from './path-rules.js';
 import { encodeQuery } from './query-string.js';
 import { sendOne, type InvokeResult, type PreparedCall } from './send.js';
 import { resolveTarget, type Target } from './target.js';
-import type { UpstreamClient } from './upstream-client.js';
+import type { UpstreamExchange } from './exchange.js';
+import type { TraceContext } from './traceparent.js';
 import { isDatabaseUnavailable } from '../utils/database-errors.js';
 
 export interface InvokeParams {
@@ -44,6 +45,8 @@ export interface InvokeScope {
   dispatcher: CallDispatcher;
   /** targets resolved (and credentials opened) once per request */
   targets: Map<string, Promise<Target>>;
+  /** the incoming request's W3C trace, continued in every call it makes */
+  trace: TraceContext;
 }
 
 const SAFE_METHODS = new Set<HttpMethod>(['GET', 'HEAD']);
@@ -57,7 +60,7 @@ export class InvokeService {
   private readonly quota = new RateLimiter(60_000);
 
   constructor(
-    private readonly deps: { client: UpstreamClient; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number; cache?: RegistryCache; metrics?: HubMetrics },
+    private readonly deps: { exchange: UpstreamExchange; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number; cache?: RegistryCache; metrics?: HubMetrics },
   ) {}
 
   /** Query.invoke: safe methods only, deduplicated and batched within the request. */
@@ -73,26 +76,34 @@ export class InvokeService {
   private async invoke(scope: InvokeScope, args: InvokeArgs, mode: 'query' | 'mutation'): Promise<InvokeResult> {
     const start = performance.now();
     const method = args.params.method ?? 'GET';
+    const requestId = randomUUID();
+    let call: PreparedCall | undefined;
     let result: InvokeResult | undefined;
     let failure: HubError | undefined;
     try {
-      const call = await this.prepare(scope, args, method, mode);
-      result = mode === 'query' ? await scope.dispatcher.load(call) : await sendOne(this.deps.client, call);
+      call = await this.prepare(scope, args, method, mode, requestId);
+      result = mode === 'query' ? await scope.dispatcher.load(call) : await sendOne(this.deps.exchange, call, scope.trace);
       return result;
     } catch (caught) {
       const error = isDatabaseUnavailable(caught) ? new HubError('SERVICE_UNAVAILABLE', 'The hub cannot reach its database; retry later.') : caught;
       failure = error instanceof HubError ? error : undefined;
       if (failure) {
-        if (failure.code === 'INTERNAL_SERVER_ERROR') {
-          this.deps.log.error('invoke failed', { reason: failure.extensions.reason, tenantId: args.tenantId, systemId: args.systemId });
-        }
-        if (failure.cause !== undefined) this.deps.log.warn('upstream call failed', { code: failure.code, cause: failure.cause, tenantId: args.tenantId, systemId: args.systemId });
-        failure.extensions.requestId ??= randomUUID();
+        failure.extensions.requestId ??= requestId;
+        const where = { requestId: failure.extensions.requestId, traceId: scope.trace.traceId, tenantId: args.tenantId, systemId: args.systemId };
+        if (failure.code === 'INTERNAL_SERVER_ERROR') this.deps.log.error('invoke failed', { reason: failure.extensions.reason, ...where });
+        if (failure.cause !== undefined) this.deps.log.warn('upstream call failed', { code: failure.code, cause: failure.cause, ...where });
       }
       throw error;
     } finally {
       const seconds = (performance.now() - start) / 1000;
-      this.deps.metrics?.invocations.inc({ outcome: result ? 'ok' : (failure?.code ?? 'INTERNAL_SERVER_ERROR') });
+      // Tenant and system label only calls whose binding exists: unknown ids from callers must not
+      // grow the metric without bound.
+      const known = call !== undefined;
+      this.deps.metrics?.invocations.inc({
+        tenant: known ? call!.target.tenantId : '',
+        system: known ? call!.target.systemId : '',
+        outcome: result ? 'ok' : (failure?.code ?? 'INTERNAL_SERVER_ERROR'),
+      });
       this.deps.metrics?.invokeDuration.observe(seconds);
       this.deps.audit.record({
         id: randomUUID(),
@@ -105,12 +116,12 @@ export class InvokeService {
         status: result?.status ?? null,
         code: result ? null : (failure?.code ?? 'INTERNAL_SERVER_ERROR'),
         durationMs: Math.round((performance.now() - start) * 1000) / 1000,
-        requestId: result?.requestId ?? String(failure?.extensions.requestId ?? randomUUID()),
+        requestId: result?.requestId ?? String(failure?.extensions.requestId ?? requestId),
       });
     }
   }
 
-  private async prepare(scope: InvokeScope, args: InvokeArgs, method: HttpMethod, mode: 'query' | 'mutation'): Promise<PreparedCall> {
+  private async prepare(scope: InvokeScope, args: InvokeArgs, method: HttpMethod, mode: 'query' | 'mutation', requestId: string): Promise<PreparedCall> {
     const { principal, loaders } = scope;
     const { tenantId, systemId, params } = args;
     // 1. The request itself: checks that reveal nothing about any tenant or system.
@@ -145,7 +156,7 @@ export class InvokeService {
     // 3. The target.
     const target = await this.target(scope, tenantId, systemId);
     const headers = checkCallerHeaders(params.headers, target.reservedHeaders);
-    return { target, method, pathAndQuery, headers, body, idempotencyKey };
+    return { target, method, pathAndQuery, headers, body, idempotencyKey, requestId };
   }
 
   private target(scope: InvokeScope, tenantId: string, systemId: string): Promise<Target> {

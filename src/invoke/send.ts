@@ -7,7 +7,8 @@ import type { HttpMethod } from '../generated/prisma/enums.js';
 import { decodeBatch, encodeBatch } from './batch-format.js';
 import { allowedHeaders, parseBody } from './response.js';
 import type { Target } from './target.js';
-import type { UpstreamClient } from './upstream-client.js';
+import type { UpstreamExchange } from './exchange.js';
+import { childTraceparent, type TraceContext } from './traceparent.js';
 
 export interface PreparedCall {
   target: Target;
@@ -18,6 +19,8 @@ export interface PreparedCall {
   headers: Record<string, string>;
   body: string | undefined;
   idempotencyKey: string | undefined;
+  /** sent upstream as X-Request-Id; names the call in errors, logs and its invocation record */
+  requestId: string;
 }
 
 export interface InvokeResult {
@@ -29,9 +32,9 @@ export interface InvokeResult {
   requestId: string;
 }
 
-/** Headers only the hub sets: request id, credential, tenant routing. Set last, so they win. */
-function hubHeaders(target: Target, requestId: string, json: boolean): Record<string, string> {
-  const h: Record<string, string> = { 'x-request-id': requestId };
+/** Headers only the hub sets: request id, trace, credential, tenant routing. Set last, so they win. */
+function hubHeaders(target: Target, requestId: string, json: boolean, trace: TraceContext): Record<string, string> {
+  const h: Record<string, string> = { 'x-request-id': requestId, traceparent: childTraceparent(trace) };
   if (json) h['content-type'] = 'application/json';
   if (target.credential) h[target.credential.name] = target.credential.value;
   if (target.tenantHeader) h[target.tenantHeader.name] = target.tenantHeader.value;
@@ -40,20 +43,26 @@ function hubHeaders(target: Target, requestId: string, json: boolean): Record<st
 
 const elapsed = (start: number) => Math.round((performance.now() - start) * 1000) / 1000;
 
-export async function sendOne(client: UpstreamClient, call: PreparedCall): Promise<InvokeResult> {
-  const requestId = randomUUID();
+const SAFE = new Set<HttpMethod>(['GET', 'HEAD']);
+
+export async function sendOne(exchange: UpstreamExchange, call: PreparedCall, trace: TraceContext): Promise<InvokeResult> {
+  const { requestId } = call;
   const { target } = call;
-  const headers: Record<string, string> = { accept: 'application/json, */*;q=0.5', ...call.headers, ...hubHeaders(target, requestId, call.body !== undefined) };
+  const headers: Record<string, string> = { accept: 'application/json, */*;q=0.5', ...call.headers, ...hubHeaders(target, requestId, call.body !== undefined, trace) };
   if (call.idempotencyKey) headers['idempotency-key'] = call.idempotencyKey;
   const start = performance.now();
-  const res = await client.send({
-    origin: target.origin,
-    path: target.basePath + call.pathAndQuery,
-    method: call.method,
-    headers,
-    body: call.body,
-    timeoutMs: target.timeoutMs,
-  });
+  const res = await exchange.send(
+    {
+      origin: target.origin,
+      path: target.basePath + call.pathAndQuery,
+      method: call.method,
+      headers,
+      body: call.body,
+      timeoutMs: target.timeoutMs,
+    },
+    // A repeat is harmless for safe methods, and for calls the system deduplicates by key.
+    { retryable: SAFE.has(call.method) || call.idempotencyKey !== undefined, deadline: start + target.timeoutMs },
+  );
   const contentType = res.headers['content-type'];
   return {
     status: res.status,
@@ -66,23 +75,27 @@ export async function sendOne(client: UpstreamClient, call: PreparedCall): Promi
 }
 
 /** One HTTP request for many calls to one binding; one result (or error) per call, in order. */
-export async function sendBatch(client: UpstreamClient, target: Target, calls: PreparedCall[]): Promise<(InvokeResult | Error)[]> {
+export async function sendBatch(exchange: UpstreamExchange, target: Target, calls: PreparedCall[], trace: TraceContext): Promise<(InvokeResult | Error)[]> {
   const batchId = randomUUID();
   const parts = calls.map((c, i) => ({
     id: String(i + 1),
     method: c.method,
     url: c.pathAndQuery,
-    headers: { ...c.headers, 'x-request-id': randomUUID() },
+    headers: { ...c.headers, 'x-request-id': c.requestId },
   }));
   const start = performance.now();
-  const res = await client.send({
-    origin: target.origin,
-    path: target.basePath + target.batchPath!,
-    method: 'POST',
-    headers: { accept: 'application/json', ...hubHeaders(target, batchId, true) },
-    body: encodeBatch(parts),
-    timeoutMs: target.timeoutMs,
-  });
+  const res = await exchange.send(
+    {
+      origin: target.origin,
+      path: target.basePath + target.batchPath!,
+      method: 'POST',
+      headers: { accept: 'application/json', ...hubHeaders(target, batchId, true, trace) },
+      body: encodeBatch(parts),
+      timeoutMs: target.timeoutMs,
+    },
+    // A batch carries only Query.invoke calls (GET and HEAD): safe to send again.
+    { retryable: calls.every((c) => SAFE.has(c.method)), deadline: start + target.timeoutMs },
+  );
   const durationMs = elapsed(start);
   const contentType = res.headers['content-type'];
   const secret = target.credential?.secret;
