@@ -105,6 +105,16 @@ export class InvokeService {
         outcome: result ? 'ok' : (failure?.code ?? 'INTERNAL_SERVER_ERROR'),
       });
       this.deps.metrics?.invokeDuration.observe(seconds);
+      this.deps.log.debug('invoke', {
+        requestId: result?.requestId ?? failure?.extensions.requestId ?? requestId,
+        traceId: scope.trace.traceId,
+        tenantId: args.tenantId,
+        systemId: args.systemId,
+        method,
+        status: result?.status,
+        code: failure?.code,
+        ms: Math.round(seconds * 1e6) / 1e3,
+      });
       this.deps.audit.record({
         id: randomUUID(),
         createdAt: new Date(),

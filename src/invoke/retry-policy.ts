@@ -55,6 +55,8 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
   if (v === undefined) return undefined;
   const trimmed = v.trim();
   if (/^\d{1,9}$/.test(trimmed)) return Number(trimmed) * 1000;
+  // HTTP dates start with the day's name (IMF-fixdate, RFC 850 and asctime forms alike).
+  if (!/^[A-Za-z]{3}/.test(trimmed)) return undefined;
   const date = Date.parse(trimmed);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - now);
