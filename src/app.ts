@@ -14,6 +14,7 @@ import { useMetrics } from './plugins/use-metrics.js';
 import type { HubMetrics } from './observability/metrics.js';
 import { useRequestPolicy } from './plugins/use-request-policy.js';
 import { useRegistryInvalidation } from './plugins/use-registry-invalidation.js';
+import type { ChangeFeed } from './registry/change-feed.js';
 import { useSecurityHeaders } from './plugins/use-security-headers.js';
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
@@ -25,6 +26,8 @@ export interface AppDeps {
   services: Services;
   authenticator: Authenticator;
   exchange: UpstreamExchange;
+  /** tells other hub processes about registry writes */
+  changeFeed: ChangeFeed;
   log: Logger;
   metrics: HubMetrics;
   /** true once the database is migrated and while the hub is not draining */
@@ -100,7 +103,7 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
       useRequestPolicy(),
       useReadiness({ check: deps.isReady }),
       useMetrics(deps.metrics),
-      useRegistryInvalidation(services.cache),
+      useRegistryInvalidation(services.cache, deps.changeFeed, log.child('registry')),
       useDocumentLimits(settings.limits),
       useNoSuggestions(),
       ...(settings.introspection ? [] : [noIntrospection]),

@@ -26,6 +26,7 @@ const envSchema = z.object({
   HUB_OUTBOUND_DENY: z.string().default('169.254.0.0/16,fe80::/10,fd00:ec2::254/128'),
   HUB_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
   HUB_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(15_000),
+  HUB_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(0),
   NODE_ENV: z.string().optional(),
   HUB_GRAPHIQL: flag.optional(),
   HUB_INTROSPECTION: flag.optional(),
@@ -63,6 +64,8 @@ export interface HubConfig {
   outboundDeny: string[];
   dbPoolSize: number;
   shutdownTimeoutMs: number;
+  /** on SIGTERM: how long to keep serving with /readyz at 503 before the listener closes */
+  drainDelayMs: number;
   /** NODE_ENV=production: GraphiQL and introspection default to off */
   production: boolean;
   graphiql: boolean;
@@ -135,5 +138,6 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
     outboundDeny: e.HUB_OUTBOUND_DENY.split(',').map((s) => s.trim()).filter(Boolean),
     dbPoolSize: e.HUB_DB_POOL_SIZE,
     shutdownTimeoutMs: e.HUB_SHUTDOWN_TIMEOUT_MS,
+    drainDelayMs: e.HUB_DRAIN_DELAY_MS,
   };
 }

@@ -20,6 +20,7 @@ import { createLogger, type LogSink, type Logger } from './log.js';
 import { loadOrCreateKeyFile } from './secrets/key-file.js';
 import { SecretBox } from './secrets/secret-box.js';
 import { RegistryCache } from './registry/registry-cache.js';
+import { noChangeFeed, PostgresChangeFeed, type ChangeFeed } from './registry/change-feed.js';
 import { HubMetrics } from './observability/metrics.js';
 
 export interface HubOptions {
@@ -50,12 +51,16 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, log: log.child('db'), pglite: opts.pglite });
   let draining = false;
   let migrated = false;
+  let changeFeed: ChangeFeed = noChangeFeed;
   try {
     await db.migrate();
     migrated = true;
     const generatedAdminKey = await bootstrapAdmin(db.prisma, config.adminKey, log.child('access'));
     const box = new SecretBox(key, config.previousEncryptionKeys);
     const cache = new RegistryCache(config.cache);
+    if (db.kind === 'postgres') {
+      changeFeed = await PostgresChangeFeed.start({ url: config.databaseUrl!, prisma: db.prisma, log: log.child('registry'), onChange: () => cache.invalidate() });
+    }
     const audit = new AuditLog(db.prisma, log.child('audit'));
     const metrics = new HubMetrics({ cache, audit });
     db.onQuery(() => metrics.dbQueries.inc());
@@ -89,6 +94,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
       authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache),
       settings: { graphiql: config.graphiql, introspection: config.introspection, maxRequestBytes: config.maxRequestBytes, limits: config.limits },
       exchange,
+      changeFeed,
       log,
       metrics,
       isReady: async () => {
@@ -107,14 +113,18 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     const close = () =>
       (closing ??= (async () => {
         draining = true;
+        // Load balancers see /readyz at 503 and stop sending new calls; until they have, serve on.
+        if (config.drainDelayMs > 0) await new Promise((r) => setTimeout(r, config.drainDelayMs));
         await stopServer(server, config.shutdownTimeoutMs);
         await audit.close().catch((error: unknown) => log.error('invocation records lost at shutdown', { error, pending: audit.pending }));
         await client.close();
+        await changeFeed.close();
         await db.close();
         log.info('tenant-hub stopped');
       })());
     return { url, port, db, audit, cache, log, generatedAdminKey, close };
   } catch (error) {
+    await changeFeed.close();
     await db.close().catch(() => {});
     throw error;
   }
