@@ -39,6 +39,7 @@ const envSchema = z.object({
   HUB_ENCRYPTION_PREVIOUS_KEYS: z.string().optional(),
   HUB_CACHE_ENTRIES: z.coerce.number().int().min(0).default(50_000),
   HUB_CACHE_TTL_MS: z.coerce.number().int().min(0).default(10_000),
+  HUB_IDEMPOTENCY_TTL_MS: positive.default(24 * 60 * 60 * 1000),
 });
 
 export type LogLevel = z.infer<typeof logLevel>;
@@ -71,6 +72,8 @@ export interface HubConfig {
   previousEncryptionKeys: Buffer[];
   /** registry cache: at most this many entries (0 turns it off), each kept at most ttlMs */
   cache: { maxEntries: number; ttlMs: number };
+  /** how long an answer to a call with an idempotencyKey is kept and replayed */
+  idempotencyTtlMs: number;
 }
 
 export class ConfigError extends Error {
@@ -105,6 +108,7 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
     authFailuresPerMinute: e.HUB_AUTH_FAILURES_PER_MINUTE,
     previousEncryptionKeys: previous.map((k) => Buffer.from(k, 'base64')),
     cache: { maxEntries: e.HUB_CACHE_ENTRIES, ttlMs: e.HUB_CACHE_TTL_MS },
+    idempotencyTtlMs: e.HUB_IDEMPOTENCY_TTL_MS,
     host: e.HUB_HOST,
     port: e.HUB_PORT,
     databaseUrl: e.DATABASE_URL,

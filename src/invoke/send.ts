@@ -72,7 +72,7 @@ export async function sendBatch(client: UpstreamClient, target: Target, calls: P
     id: String(i + 1),
     method: c.method,
     url: c.pathAndQuery,
-    headers: { ...c.headers, 'x-request-id': randomUUID() },
+    headers: { ...c.headers, ...(c.idempotencyKey && { 'idempotency-key': c.idempotencyKey }), 'x-request-id': randomUUID() },
   }));
   const start = performance.now();
   const res = await client.send({
