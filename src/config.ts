@@ -46,6 +46,7 @@ const envSchema = z.object({
   HUB_BREAKER_FAILURES: positive.default(5),
   HUB_BREAKER_OPEN_MS: positive.default(30_000),
   HUB_MAX_CONCURRENT_PER_DEPLOYMENT: positive.default(64),
+  HUB_IDEMPOTENCY_TTL_MS: positive.default(24 * 60 * 60 * 1000),
 });
 
 export type LogLevel = z.infer<typeof logLevel>;
@@ -88,6 +89,8 @@ export interface HubConfig {
     /** calls in flight per called origin before new ones are refused at once */
     maxConcurrentPerDeployment: number;
   };
+  /** how long an answer to a call with an idempotencyKey is kept and replayed */
+  idempotencyTtlMs: number;
 }
 
 export class ConfigError extends Error {
@@ -127,6 +130,7 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
       breaker: { failureThreshold: e.HUB_BREAKER_FAILURES, openMs: e.HUB_BREAKER_OPEN_MS },
       maxConcurrentPerDeployment: e.HUB_MAX_CONCURRENT_PER_DEPLOYMENT,
     },
+    idempotencyTtlMs: e.HUB_IDEMPOTENCY_TTL_MS,
     host: e.HUB_HOST,
     port: e.HUB_PORT,
     databaseUrl: e.DATABASE_URL,

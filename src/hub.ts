@@ -9,6 +9,7 @@ import { createApp } from './app.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { HubConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
+import { IdempotencyStore } from './invoke/idempotency-store.js';
 import { InvokeService } from './invoke/invoke-service.js';
 import { OutboundPolicy } from './invoke/outbound-policy.js';
 import { UpstreamClient } from './invoke/upstream-client.js';
@@ -88,7 +89,8 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
         if (retry) metrics.upstreamRetries.inc();
       },
     });
-    const invoker = new InvokeService({ exchange, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics });
+    const idempotency = new IdempotencyStore({ prisma: db.prisma, box, log: log.child('idempotency'), ttlMs: config.idempotencyTtlMs });
+    const invoker = new InvokeService({ exchange, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics, idempotency });
     const yoga = createApp({
       services: { prisma: db.prisma, box, invoker, audit, cache },
       authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache),

@@ -7,7 +7,8 @@ import { sendBatch, sendOne, type InvokeResult, type PreparedCall } from './send
 
 export function dedupeKey(call: PreparedCall): string {
   const headers = Object.entries(call.headers).sort(([a], [b]) => (a < b ? -1 : 1));
-  return JSON.stringify([call.target.tenantId, call.target.systemId, call.method, call.pathAndQuery, headers]);
+  // Calls under different idempotency keys stay apart: each key reaches the called system.
+  return JSON.stringify([call.target.tenantId, call.target.systemId, call.method, call.pathAndQuery, headers, call.idempotencyKey ?? null]);
 }
 
 export function createCallDispatcher(exchange: UpstreamExchange, trace: TraceContext) {

@@ -14,6 +14,7 @@ import type { RegistryCache } from '../registry/registry-cache.js';
 import type { HubMetrics } from '../observability/metrics.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { CallDispatcher } from './call-dispatcher.js';
+import type { IdempotencyStore } from './idempotency-store.js';
 import { checkCallerHeaders } from './header-rules.js';
 import { checkPath } from './path-rules.js';
 import { encodeQuery } from './query-string.js';
@@ -60,7 +61,7 @@ export class InvokeService {
   private readonly quota = new RateLimiter(60_000);
 
   constructor(
-    private readonly deps: { exchange: UpstreamExchange; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number; cache?: RegistryCache; metrics?: HubMetrics },
+    private readonly deps: { exchange: UpstreamExchange; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number; cache?: RegistryCache; metrics?: HubMetrics; idempotency?: IdempotencyStore },
   ) {}
 
   /** Query.invoke: safe methods only, deduplicated and batched within the request. */
@@ -82,7 +83,12 @@ export class InvokeService {
     let failure: HubError | undefined;
     try {
       call = await this.prepare(scope, args, method, mode, requestId);
-      result = mode === 'query' ? await scope.dispatcher.load(call) : await sendOne(this.deps.exchange, call, scope.trace);
+      const prepared = call;
+      const dispatch = () => (mode === 'query' ? scope.dispatcher.load(prepared) : sendOne(this.deps.exchange, prepared, scope.trace));
+      // After prepare(): a refused call is never stored. A caller without an id has no namespace
+      // of its own for keys, so nothing is stored for it (the key still goes upstream).
+      const store = call.idempotencyKey && scope.principal.callerId ? this.deps.idempotency : undefined;
+      result = store ? await store.run(scope.principal.callerId, call, dispatch) : await dispatch();
       return result;
     } catch (caught) {
       const error = isDatabaseUnavailable(caught) ? new HubError('SERVICE_UNAVAILABLE', 'The hub cannot reach its database; retry later.') : caught;

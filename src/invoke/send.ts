@@ -81,7 +81,7 @@ export async function sendBatch(exchange: UpstreamExchange, target: Target, call
     id: String(i + 1),
     method: c.method,
     url: c.pathAndQuery,
-    headers: { ...c.headers, 'x-request-id': c.requestId },
+    headers: { ...c.headers, ...(c.idempotencyKey && { 'idempotency-key': c.idempotencyKey }), 'x-request-id': c.requestId },
   }));
   const start = performance.now();
   const res = await exchange.send(
