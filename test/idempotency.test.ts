@@ -67,7 +67,9 @@ describe.each(testDatabases())('idempotency keys on %s', (kind) => {
       res.writeHead(404, { 'content-type': 'application/json' });
       res.end('{"error":"no such thing"}');
     });
-    hub = await startTestHub(kind);
+    // One attempt per call, so that upstream counts are per invoke (a keyed call is also retried:
+    // test/resilience.test.ts).
+    hub = await startTestHub(kind, { env: { HUB_RETRY_MAX: '0' } });
     await seedExclusive(hub, { tenantId: 'acme', systemId: 'crm', baseUrl: up.url, token: 'acme-token' });
     await seedExclusive(hub, { tenantId: 'globex', systemId: 'crm', baseUrl: up.url, token: 'globex-token' });
     // a binding whose deployment refuses connections: a hub error, not an answer
