@@ -39,6 +39,8 @@ const envSchema = z.object({
   HUB_ENCRYPTION_PREVIOUS_KEYS: z.string().optional(),
   HUB_CACHE_ENTRIES: z.coerce.number().int().min(0).default(50_000),
   HUB_CACHE_TTL_MS: z.coerce.number().int().min(0).default(10_000),
+  HUB_CACHE_STALE_MS: z.coerce.number().int().min(0).default(3_600_000),
+  HUB_AUDIT_BUFFER_MAX: positive.default(10_000),
 });
 
 export type LogLevel = z.infer<typeof logLevel>;
@@ -69,8 +71,13 @@ export interface HubConfig {
   authFailuresPerMinute: number;
   /** older encryption keys, still accepted for opening credentials until they are rotated */
   previousEncryptionKeys: Buffer[];
-  /** registry cache: at most this many entries (0 turns it off), each kept at most ttlMs */
-  cache: { maxEntries: number; ttlMs: number };
+  /**
+   * registry cache: at most this many entries (0 turns it off), each kept at most ttlMs, and
+   * served up to staleMs longer while the database is unreachable
+   */
+  cache: { maxEntries: number; ttlMs: number; staleMs: number };
+  /** invocation records waiting for the database beyond which invokes are refused */
+  auditBufferMax: number;
 }
 
 export class ConfigError extends Error {
@@ -104,7 +111,8 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
     quotaPerMinute: e.HUB_QUOTA_PER_MINUTE,
     authFailuresPerMinute: e.HUB_AUTH_FAILURES_PER_MINUTE,
     previousEncryptionKeys: previous.map((k) => Buffer.from(k, 'base64')),
-    cache: { maxEntries: e.HUB_CACHE_ENTRIES, ttlMs: e.HUB_CACHE_TTL_MS },
+    cache: { maxEntries: e.HUB_CACHE_ENTRIES, ttlMs: e.HUB_CACHE_TTL_MS, staleMs: e.HUB_CACHE_STALE_MS },
+    auditBufferMax: e.HUB_AUDIT_BUFFER_MAX,
     host: e.HUB_HOST,
     port: e.HUB_PORT,
     databaseUrl: e.DATABASE_URL,

@@ -52,7 +52,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     const generatedAdminKey = await bootstrapAdmin(db.prisma, config.adminKey, log.child('access'));
     const box = new SecretBox(key, config.previousEncryptionKeys);
     const cache = new RegistryCache(config.cache);
-    const audit = new AuditLog(db.prisma, log.child('audit'));
+    const audit = new AuditLog(db.prisma, log.child('audit'), { maxBuffered: config.auditBufferMax });
     const metrics = new HubMetrics({ cache, audit });
     db.onQuery(() => metrics.dbQueries.inc());
     const client = new UpstreamClient({ policy, maxResponseBytes: config.maxResponseBytes, log: log.child('upstream'), onSend: () => metrics.upstreamRequests.inc() });

@@ -76,6 +76,11 @@ export class InvokeService {
     let result: InvokeResult | undefined;
     let failure: HubError | undefined;
     try {
+      // Records are never dropped: while the audit buffer is full (database away), refuse first.
+      if (this.deps.audit.full) {
+        this.deps.metrics?.auditRefusals.inc();
+        throw new HubError('SERVICE_UNAVAILABLE', 'The hub cannot store invocation records right now; retry later.');
+      }
       const call = await this.prepare(scope, args, method, mode);
       result = mode === 'query' ? await scope.dispatcher.load(call) : await sendOne(this.deps.client, call);
       return result;

@@ -6,12 +6,21 @@
 // or revoked item is never served after the change. Entries also expire after ttlMs, which bounds
 // staleness for writes made by other processes. Memory is bounded by maxEntries (least recently
 // used entries go first), not by the registry's size.
+//
+// Outages: an expired entry is not thrown away at once. A lookup that finds it expired reloads it
+// as usual; only when that reload fails because the database is unreachable is the expired value
+// served instead, for at most staleMs past its expiry. Known absences (a cached null: an unknown
+// or revoked key, a deleted binding) are served the same way, so a revocation seen before the
+// outage stays in force. What was never cached still needs the database.
+import { isDatabaseUnavailable } from '../utils/database-errors.js';
 
 export interface RegistryCacheOptions {
   /** default 50,000 */
   maxEntries?: number;
   /** default 10,000 ms */
   ttlMs?: number;
+  /** how long past its expiry an entry may still be served while the database is unreachable (default 1 hour; 0: never) */
+  staleMs?: number;
 }
 
 interface Entry {
@@ -24,12 +33,14 @@ export class RegistryCache {
   private generation = 0;
   readonly maxEntries: number;
   readonly ttlMs: number;
-  /** hits and misses since start (for /metrics and benchmarks) */
-  readonly stats = { hits: 0, misses: 0, invalidations: 0 };
+  readonly staleMs: number;
+  /** hits, misses and expired values served during outages, since start (for /metrics and benchmarks) */
+  readonly stats = { hits: 0, misses: 0, invalidations: 0, staleServed: 0 };
 
   constructor(opts: RegistryCacheOptions = {}) {
     this.maxEntries = opts.maxEntries ?? 50_000;
     this.ttlMs = opts.ttlMs ?? 10_000;
+    this.staleMs = opts.staleMs ?? 3_600_000;
   }
 
   get size(): number {
@@ -44,7 +55,8 @@ export class RegistryCache {
       return undefined;
     }
     if (e.expires <= now) {
-      this.entries.delete(key);
+      // Kept (within the stale window) for stale(): the caller reloads it now.
+      if (e.expires + this.staleMs <= now) this.entries.delete(key);
       this.stats.misses++;
       return undefined;
     }
@@ -52,6 +64,18 @@ export class RegistryCache {
     this.entries.delete(key);
     this.entries.set(key, e);
     this.stats.hits++;
+    return e.value as T;
+  }
+
+  /**
+   * An expired value still within the stale window, for a caller whose reload failed with
+   * `error`; undefined when there is none or the error is not an unreachable database.
+   */
+  stale<T>(key: string, error: unknown, now = Date.now()): T | undefined {
+    if (!isDatabaseUnavailable(error)) return undefined;
+    const e = this.entries.get(key);
+    if (!e || e.expires + this.staleMs <= now) return undefined;
+    this.stats.staleServed++;
     return e.value as T;
   }
 
@@ -72,7 +96,14 @@ export class RegistryCache {
     const hit = this.get<T>(key);
     if (hit !== undefined) return hit;
     const token = this.begin();
-    const value = await loader();
+    let value: T;
+    try {
+      value = await loader();
+    } catch (error) {
+      const old = this.stale<T>(key, error);
+      if (old !== undefined) return old;
+      throw error;
+    }
     this.store(token, key, value);
     return value;
   }
