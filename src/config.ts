@@ -25,6 +25,7 @@ const envSchema = z.object({
   HUB_MAX_RESPONSE_BYTES: z.coerce.number().int().positive().default(10 * MiB),
   HUB_OUTBOUND_DENY: z.string().default('169.254.0.0/16,fe80::/10,fd00:ec2::254/128'),
   HUB_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
+  HUB_DB_CONNECT_TIMEOUT_MS: positive.default(5000),
   HUB_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(15_000),
   NODE_ENV: z.string().optional(),
   HUB_GRAPHIQL: flag.optional(),
@@ -58,6 +59,8 @@ export interface HubConfig {
   maxResponseBytes: number;
   outboundDeny: string[];
   dbPoolSize: number;
+  /** PostgreSQL: how long opening a connection may take before the database counts as unreachable */
+  dbConnectTimeoutMs: number;
   shutdownTimeoutMs: number;
   /** NODE_ENV=production: GraphiQL and introspection default to off */
   production: boolean;
@@ -123,6 +126,7 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
     maxResponseBytes: e.HUB_MAX_RESPONSE_BYTES,
     outboundDeny: e.HUB_OUTBOUND_DENY.split(',').map((s) => s.trim()).filter(Boolean),
     dbPoolSize: e.HUB_DB_POOL_SIZE,
+    dbConnectTimeoutMs: e.HUB_DB_CONNECT_TIMEOUT_MS,
     shutdownTimeoutMs: e.HUB_SHUTDOWN_TIMEOUT_MS,
   };
 }

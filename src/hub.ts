@@ -43,7 +43,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
   const started = Date.now();
   const policy = new OutboundPolicy(config.outboundDeny);
   const key = config.encryptionKey ?? (await loadOrCreateKeyFile(config.dataDir));
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, log: log.child('db'), pglite: opts.pglite });
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, connectTimeoutMs: config.dbConnectTimeoutMs, log: log.child('db'), pglite: opts.pglite });
   let draining = false;
   let migrated = false;
   try {

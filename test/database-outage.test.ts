@@ -5,8 +5,12 @@
 // and then calls are refused. Afterwards: the buffered records are written, in order, with the
 // chain intact, and everything works without restarting the hub. (The embedded PGlite lives in the
 // hub's own process and cannot become unreachable, so this runs on PostgreSQL only.)
+import { createServer, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/db/database.js';
+import { createLogger } from '../src/log.js';
+import { isDatabaseUnavailable } from '../src/utils/database-errors.js';
 import { testDatabases } from './helpers/databases.js';
 import { startOwnPostgres, type OwnPostgres } from './helpers/own-postgres.js';
 import { createCallerWithGrant, INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
@@ -175,5 +179,27 @@ describe.runIf(onPostgres)('database outage on an own PostgreSQL server', () => 
     expect(list.body.data.tenants.totalCount).toBe(2);
     await hub.hub.audit.flush();
     expect((await hub.admin(`{ verifyInvocationChain { ok } }`)).verifyInvocationChain.ok).toBe(true);
+  });
+});
+
+// A server that accepts connections and never answers (a hung host, a black-holed network) must
+// count as unreachable after HUB_DB_CONNECT_TIMEOUT_MS instead of holding requests forever.
+describe('a database server that never answers', () => {
+  it('is unreachable after the connect timeout', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    const db = await openDatabase({ url: `postgresql://postgres@127.0.0.1:${port}/x`, dataDir: '.', poolSize: 1, connectTimeoutMs: 300, log: createLogger('error', () => {}) });
+    try {
+      const error = await db.ping().then(() => undefined, (e: unknown) => e);
+      expect(error).toBeDefined();
+      expect(isDatabaseUnavailable(error)).toBe(true);
+      expect(sockets.length).toBeGreaterThan(0); // it did connect, and got no answer
+    } finally {
+      await db.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 });
