@@ -154,13 +154,30 @@ describe('registry cache while the database is unreachable', () => {
     await sleep(40);
     expect(await cache.load('key:a', async () => 'v2')).toBe('v2'); // the database answers: fresh value
     await sleep(40);
+    // Only an unreachable database is covered up; any other failure is the caller's to see.
+    await expect(cache.load('key:a', async () => Promise.reject(new Error('syntax error')))).rejects.toThrow('syntax error');
     expect(await cache.load('key:a', refused)).toBe('v2');
     expect(await cache.load('key:revoked', refused)).toBeNull();
     expect(cache.stats.staleServed).toBe(2);
-    // Only an unreachable database is covered up; any other failure is the caller's to see.
-    await expect(cache.load('key:a', async () => Promise.reject(new Error('syntax error')))).rejects.toThrow('syntax error');
     // Never seen: nothing to serve.
     await expect(cache.load('key:new', refused)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
+  it('after finding the database unreachable, serves expired entries without asking it again for a second', async () => {
+    const cache = new RegistryCache({ ttlMs: 10, staleMs: 60_000 });
+    await cache.load('a', async () => 'v1');
+    await cache.load('b', async () => 'w1');
+    await sleep(30);
+    let asked = 0;
+    const counted = () => {
+      asked++;
+      return refused();
+    };
+    expect(await cache.load('a', counted)).toBe('v1');
+    expect(await cache.load('b', counted)).toBe('w1');
+    expect(asked).toBe(1);
+    await sleep(1100);
+    expect(await cache.load('a', async () => 'v2')).toBe('v2'); // asked again: it answers
   });
 
   it('serves stale entries at most staleMs past their expiry, never after an invalidation, never with staleMs 0', async () => {

@@ -11,8 +11,13 @@
 // as usual; only when that reload fails because the database is unreachable is the expired value
 // served instead, for at most staleMs past its expiry. Known absences (a cached null: an unknown
 // or revoked key, a deleted binding) are served the same way, so a revocation seen before the
-// outage stays in force. What was never cached still needs the database.
+// outage stays in force. What was never cached still needs the database. Once a reload has
+// found the database unreachable, expired entries are served without trying it again for
+// RECHECK_MS, so a database that hangs (rather than refuses) costs one wait, not one per request
+// (and once it is back, expired entries may be served up to RECHECK_MS longer).
 import { isDatabaseUnavailable } from '../utils/database-errors.js';
+
+const RECHECK_MS = 1000;
 
 export interface RegistryCacheOptions {
   /** default 50,000 */
@@ -31,6 +36,8 @@ interface Entry {
 export class RegistryCache {
   private readonly entries = new Map<string, Entry>();
   private generation = 0;
+  /** until then the database counts as unreachable: expired entries are served without a reload */
+  private unreachableUntil = 0;
   readonly maxEntries: number;
   readonly ttlMs: number;
   readonly staleMs: number;
@@ -55,8 +62,12 @@ export class RegistryCache {
       return undefined;
     }
     if (e.expires <= now) {
-      // Kept (within the stale window) for stale(): the caller reloads it now.
       if (e.expires + this.staleMs <= now) this.entries.delete(key);
+      else if (now < this.unreachableUntil) {
+        this.stats.staleServed++;
+        return e.value as T;
+      }
+      // Kept (within the stale window) for stale(): the caller reloads it now.
       this.stats.misses++;
       return undefined;
     }
@@ -73,6 +84,7 @@ export class RegistryCache {
    */
   stale<T>(key: string, error: unknown, now = Date.now()): T | undefined {
     if (!isDatabaseUnavailable(error)) return undefined;
+    this.unreachableUntil = now + RECHECK_MS;
     const e = this.entries.get(key);
     if (!e || e.expires + this.staleMs <= now) return undefined;
     this.stats.staleServed++;
