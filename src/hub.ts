@@ -49,7 +49,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
   const started = Date.now();
   const policy = new OutboundPolicy(config.outboundDeny);
   const key = config.encryptionKey ?? (await loadOrCreateKeyFile(config.dataDir));
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, log: log.child('db'), pglite: opts.pglite });
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, connectTimeoutMs: config.dbConnectTimeoutMs, log: log.child('db'), pglite: opts.pglite });
   let draining = false;
   let migrated = false;
   let changeFeed: ChangeFeed = noChangeFeed;
@@ -62,7 +62,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     if (db.kind === 'postgres') {
       changeFeed = await PostgresChangeFeed.start({ url: config.databaseUrl!, prisma: db.prisma, log: log.child('registry'), onChange: () => cache.invalidate() });
     }
-    const audit = new AuditLog(db.prisma, log.child('audit'));
+    const audit = new AuditLog(db.prisma, log.child('audit'), { maxBuffered: config.auditBufferMax });
     const metrics = new HubMetrics({ cache, audit });
     db.onQuery(() => metrics.dbQueries.inc());
     const client = new UpstreamClient({

@@ -82,6 +82,11 @@ export class InvokeService {
     let result: InvokeResult | undefined;
     let failure: HubError | undefined;
     try {
+      // Records are never dropped: while the audit buffer is full (database away), refuse first.
+      if (this.deps.audit.full) {
+        this.deps.metrics?.auditRefusals.inc();
+        throw new HubError('SERVICE_UNAVAILABLE', 'The hub cannot store invocation records right now; retry later.');
+      }
       call = await this.prepare(scope, args, method, mode, requestId);
       const prepared = call;
       const dispatch = () => (mode === 'query' ? scope.dispatcher.load(prepared) : sendOne(this.deps.exchange, prepared, scope.trace));

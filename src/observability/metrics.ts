@@ -31,12 +31,23 @@ export class HubMetrics {
   });
   readonly upstreamRetries = new Counter({ name: 'hub_upstream_retries_total', help: 'HTTP requests sent again after a retryable failure', registers: [this.registry] });
 
-  constructor(sources: { cache: { size: number; stats: { hits: number; misses: number } }; audit: { pending: number } }) {
+  readonly auditRefusals = new Counter({
+    name: 'hub_audit_refusals_total',
+    help: 'invoke fields refused (SERVICE_UNAVAILABLE, nothing sent) because the audit buffer was full',
+    registers: [this.registry],
+  });
+
+  constructor(sources: {
+    cache: { size: number; stats: { hits: number; misses: number; staleServed: number } };
+    audit: { pending: number; stats: { unbuffered: number } };
+  }) {
     collectDefaultMetrics({ register: this.registry });
     new Gauge({ name: 'hub_registry_cache_entries', help: 'entries in the registry cache', registers: [this.registry], collect() { this.set(sources.cache.size); } });
     new Gauge({ name: 'hub_registry_cache_hits', help: 'registry cache hits since start', registers: [this.registry], collect() { this.set(sources.cache.stats.hits); } });
     new Gauge({ name: 'hub_registry_cache_misses', help: 'registry cache misses since start', registers: [this.registry], collect() { this.set(sources.cache.stats.misses); } });
     new Gauge({ name: 'hub_audit_buffer_depth', help: 'invocation records waiting to be written', registers: [this.registry], collect() { this.set(sources.audit.pending); } });
+    new Gauge({ name: 'hub_registry_cache_stale_served', help: 'expired registry entries served because the database was unreachable, since start', registers: [this.registry], collect() { this.set(sources.cache.stats.staleServed); } });
+    new Gauge({ name: 'hub_audit_records_unbuffered', help: 'invocation records that did not fit the full audit buffer and went to the error log instead, since start', registers: [this.registry], collect() { this.set(sources.audit.stats.unbuffered); } });
   }
 
   /** Breaker states and in-flight calls per called origin, read at each scrape. */

@@ -1,7 +1,7 @@
 // Registry changes across hub processes sharing one PostgreSQL. A process that wrote to the
 // registry NOTIFYs; every process LISTENs on its own connection and drops its registry cache when
 // another one wrote. A listening connection that breaks may have missed notifications, so the
-// cache is dropped again once it is back (a full resync); the cache TTL bounds staleness in between.
+// cache is dropped once it is back (a full resync); the cache TTL bounds staleness in between.
 // The embedded PGlite serves one process only: there the feed does nothing.
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
@@ -93,8 +93,8 @@ export class PostgresChangeFeed implements ChangeFeed {
     client.end().catch(() => {});
     if (this.timer) return;
     this.opts.log.warn('registry change feed lost its connection; reconnecting', { error, retryMs: this.retryMs });
-    // Changes made meanwhile are not announced to us: drop what we hold now and after reconnecting.
-    this.opts.onChange();
+    // Changes made meanwhile are not announced to us: the cache is dropped once we listen again.
+    // Not now: if the database itself is away, the cache is what keeps known routes working.
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.connect(true);
