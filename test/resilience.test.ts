@@ -60,7 +60,8 @@ describe.each(testDatabases())('resilience on %s', (kind) => {
         HUB_RETRY_MAX: '2',
         HUB_RETRY_BASE_MS: '20',
         HUB_BREAKER_FAILURES: '3',
-        HUB_BREAKER_OPEN_MS: '400',
+        // Long enough that a loaded machine still sees it open between two requests.
+        HUB_BREAKER_OPEN_MS: '2000',
         HUB_MAX_CONCURRENT_PER_DEPLOYMENT: '2',
       },
     });
@@ -217,14 +218,14 @@ describe.each(testDatabases())('resilience on %s', (kind) => {
       expect((await invoke('healthy', { path: '/fine' })).body.data.invoke.status).toBe(200);
 
       // Half-open: one probe; it fails, so the breaker opens again.
-      await sleep(450);
+      await sleep(2100);
       expect((await invoke('breaking', { path: '/b/probe-1' })).body.data.invoke.status).toBe(500);
       expect(codeOf(await invoke('breaking', { path: '/b/after-probe-1' }))).toBe('CIRCUIT_OPEN');
       expect(hits(breaking, '/b')).toHaveLength(4);
 
       // The next probe succeeds and closes it.
       healthyNow = true;
-      await sleep(450);
+      await sleep(2100);
       expect((await invoke('breaking', { path: '/b/probe-2' })).body.data.invoke.status).toBe(200);
       expect((await invoke('breaking', { path: '/b/closed' })).body.data.invoke.status).toBe(200);
       expect(hits(breaking, '/b')).toHaveLength(6);
