@@ -39,6 +39,10 @@ const envSchema = z.object({
   HUB_ENCRYPTION_PREVIOUS_KEYS: z.string().optional(),
   HUB_CACHE_ENTRIES: z.coerce.number().int().min(0).default(50_000),
   HUB_CACHE_TTL_MS: z.coerce.number().int().min(0).default(10_000),
+  HUB_OAUTH_REFRESH_SKEW_MS: z.coerce.number().int().min(0).default(60_000),
+  HUB_OAUTH_COOLDOWN_MS: z.coerce.number().int().min(0).default(1_000),
+  HUB_OAUTH_COOLDOWN_MAX_MS: z.coerce.number().int().min(0).default(60_000),
+  HUB_OAUTH_DEFAULT_EXPIRES_IN: positive.default(3600),
 });
 
 export type LogLevel = z.infer<typeof logLevel>;
@@ -71,6 +75,16 @@ export interface HubConfig {
   previousEncryptionKeys: Buffer[];
   /** registry cache: at most this many entries (0 turns it off), each kept at most ttlMs */
   cache: { maxEntries: number; ttlMs: number };
+  /** OAuth2 client credentials: see src/invoke/oauth2-tokens.ts */
+  oauth2: {
+    /** refresh a token this long before it expires (at most half its lifetime) */
+    refreshSkewMs: number;
+    /** pause after a failed token request: cooldownMs, doubled per consecutive failure, at most cooldownMaxMs */
+    cooldownMs: number;
+    cooldownMaxMs: number;
+    /** lifetime assumed when the token endpoint gives no expires_in, in seconds */
+    defaultExpiresInS: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -105,6 +119,12 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
     authFailuresPerMinute: e.HUB_AUTH_FAILURES_PER_MINUTE,
     previousEncryptionKeys: previous.map((k) => Buffer.from(k, 'base64')),
     cache: { maxEntries: e.HUB_CACHE_ENTRIES, ttlMs: e.HUB_CACHE_TTL_MS },
+    oauth2: {
+      refreshSkewMs: e.HUB_OAUTH_REFRESH_SKEW_MS,
+      cooldownMs: e.HUB_OAUTH_COOLDOWN_MS,
+      cooldownMaxMs: Math.max(e.HUB_OAUTH_COOLDOWN_MAX_MS, e.HUB_OAUTH_COOLDOWN_MS),
+      defaultExpiresInS: e.HUB_OAUTH_DEFAULT_EXPIRES_IN,
+    },
     host: e.HUB_HOST,
     port: e.HUB_PORT,
     databaseUrl: e.DATABASE_URL,

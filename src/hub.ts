@@ -10,6 +10,7 @@ import { AuditLog } from './audit/audit-log.js';
 import type { HubConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { InvokeService } from './invoke/invoke-service.js';
+import { OAuth2Tokens } from './invoke/oauth2-tokens.js';
 import { OutboundPolicy } from './invoke/outbound-policy.js';
 import { UpstreamClient } from './invoke/upstream-client.js';
 import { createLogger, type LogSink, type Logger } from './log.js';
@@ -56,7 +57,8 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     const metrics = new HubMetrics({ cache, audit });
     db.onQuery(() => metrics.dbQueries.inc());
     const client = new UpstreamClient({ policy, maxResponseBytes: config.maxResponseBytes, log: log.child('upstream'), onSend: () => metrics.upstreamRequests.inc() });
-    const invoker = new InvokeService({ client, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics });
+    const tokens = new OAuth2Tokens({ prisma: db.prisma, kind: db.kind, box, client, log: log.child('oauth2'), settings: config.oauth2, metrics });
+    const invoker = new InvokeService({ client, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics, tokens });
     const yoga = createApp({
       services: { prisma: db.prisma, box, invoker, audit, cache },
       authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache),

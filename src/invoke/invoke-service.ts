@@ -20,6 +20,7 @@ import { encodeQuery } from './query-string.js';
 import { sendOne, type InvokeResult, type PreparedCall } from './send.js';
 import { resolveTarget, type Target } from './target.js';
 import type { UpstreamClient } from './upstream-client.js';
+import type { OAuth2Tokens } from './oauth2-tokens.js';
 import { isDatabaseUnavailable } from '../utils/database-errors.js';
 
 export interface InvokeParams {
@@ -57,7 +58,17 @@ export class InvokeService {
   private readonly quota = new RateLimiter(60_000);
 
   constructor(
-    private readonly deps: { client: UpstreamClient; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number; cache?: RegistryCache; metrics?: HubMetrics },
+    private readonly deps: {
+      client: UpstreamClient;
+      box: SecretBox;
+      audit: AuditLog;
+      log: Logger;
+      quotaPerMinute: number;
+      cache?: RegistryCache;
+      metrics?: HubMetrics;
+      /** access tokens of OAuth2 bindings */
+      tokens?: OAuth2Tokens;
+    },
   ) {}
 
   /** Query.invoke: safe methods only, deduplicated and batched within the request. */
@@ -170,7 +181,7 @@ export class InvokeService {
     if (tenant.disabled) throw forbidden(`Tenant "${tenantId}" is disabled.`);
     if (binding.disabled) throw forbidden(`The binding of system "${systemId}" to tenant "${tenantId}" is disabled.`);
     // Opening a credential costs a decryption: done once per binding version, not per call.
-    const build = () => resolveTarget(this.deps.box, system, binding);
+    const build = () => resolveTarget(this.deps.box, system, binding, this.deps.tokens);
     const cache = this.deps.cache;
     if (!cache) return build();
     const key = `target:${bindingKey(tenantId, systemId)}:${binding.updatedAt.getTime()}:${system.updatedAt.getTime()}`;

@@ -7,7 +7,7 @@ import type { HttpMethod } from '../generated/prisma/enums.js';
 import { decodeBatch, encodeBatch } from './batch-format.js';
 import { allowedHeaders, parseBody } from './response.js';
 import type { Target } from './target.js';
-import type { UpstreamClient } from './upstream-client.js';
+import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from './upstream-client.js';
 
 export interface PreparedCall {
   target: Target;
@@ -38,6 +38,20 @@ function hubHeaders(target: Target, requestId: string, json: boolean): Record<st
   return h;
 }
 
+/**
+ * client.send with the target's credential: a static one is in req already (hubHeaders); an OAuth2
+ * binding's header comes from its token source, and a 401 answer then gets one refresh and one
+ * retry, never more (a second 401 is the answer). Returns the secret sent, to scrub from the answer.
+ */
+async function sendWithCredential(client: UpstreamClient, target: Target, req: UpstreamRequest): Promise<[UpstreamResponse, string | undefined]> {
+  if (!target.oauth2) return [await client.send(req), target.credential?.secret];
+  const first = await target.oauth2.header();
+  const res = await client.send({ ...req, headers: { ...req.headers, [first.name]: first.value } });
+  if (res.status !== 401) return [res, first.secret];
+  const second = await target.oauth2.header({ rejected: first.secret });
+  return [await client.send({ ...req, headers: { ...req.headers, [second.name]: second.value } }), second.secret];
+}
+
 const elapsed = (start: number) => Math.round((performance.now() - start) * 1000) / 1000;
 
 export async function sendOne(client: UpstreamClient, call: PreparedCall): Promise<InvokeResult> {
@@ -46,7 +60,7 @@ export async function sendOne(client: UpstreamClient, call: PreparedCall): Promi
   const headers: Record<string, string> = { accept: 'application/json, */*;q=0.5', ...call.headers, ...hubHeaders(target, requestId, call.body !== undefined) };
   if (call.idempotencyKey) headers['idempotency-key'] = call.idempotencyKey;
   const start = performance.now();
-  const res = await client.send({
+  const [res, secret] = await sendWithCredential(client, target, {
     origin: target.origin,
     path: target.basePath + call.pathAndQuery,
     method: call.method,
@@ -58,8 +72,8 @@ export async function sendOne(client: UpstreamClient, call: PreparedCall): Promi
   return {
     status: res.status,
     ok: res.status >= 200 && res.status < 300,
-    headers: allowedHeaders(res.headers, target.credential?.secret),
-    data: call.method === 'HEAD' ? null : parseBody(res.body, typeof contentType === 'string' ? contentType : undefined, target.credential?.secret),
+    headers: allowedHeaders(res.headers, secret),
+    data: call.method === 'HEAD' ? null : parseBody(res.body, typeof contentType === 'string' ? contentType : undefined, secret),
     durationMs: elapsed(start),
     requestId,
   };
@@ -75,7 +89,7 @@ export async function sendBatch(client: UpstreamClient, target: Target, calls: P
     headers: { ...c.headers, 'x-request-id': randomUUID() },
   }));
   const start = performance.now();
-  const res = await client.send({
+  const [res, secret] = await sendWithCredential(client, target, {
     origin: target.origin,
     path: target.basePath + target.batchPath!,
     method: 'POST',
@@ -85,7 +99,6 @@ export async function sendBatch(client: UpstreamClient, target: Target, calls: P
   });
   const durationMs = elapsed(start);
   const contentType = res.headers['content-type'];
-  const secret = target.credential?.secret;
   const payload = parseBody(res.body, typeof contentType === 'string' ? contentType : undefined, secret);
   if (res.status < 200 || res.status > 299) {
     // The batch endpoint itself refused: every call gets that answer, as data.
