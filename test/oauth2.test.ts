@@ -41,7 +41,7 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
   let hub: TestHub;
   const encryptionKey = randomBytes(32).toString('base64');
   const adminKey = `test-admin-${randomBytes(24).toString('hex')}`;
-  const env = { HUB_ENCRYPTION_KEY: encryptionKey, HUB_ADMIN_KEY: adminKey, HUB_OAUTH_COOLDOWN_MS: '30000' };
+  const env: Record<string, string> = { HUB_ENCRYPTION_KEY: encryptionKey, HUB_ADMIN_KEY: adminKey, HUB_OAUTH_COOLDOWN_MS: '30000' };
   const scripts = new Map<string, Script>();
   /** every access token issued: its expiry (epoch ms) */
   const issued = new Map<string, number>();
@@ -82,9 +82,10 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
     ...(o.scope ? { scope: o.scope } : {}),
   });
 
-  async function restart() {
+  async function restart(changes: Record<string, string> = {}) {
     logs.push(...hub.logs);
     await hub.close();
+    Object.assign(env, changes);
     hub = await startTestHub(kind, { db, dataDir, env });
   }
 
@@ -391,7 +392,7 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
       // The endpoint answers slowly, so that both processes are inside the refresh at once.
       await bindOAuth2('s-two', { script: { mode: 'ok', firstExpiresIn: 1, expiresIn: 3600, delayMs: 1000 } });
       await bindOAuth2('s-two-warm');
-      const child = await startChildHub({ DATABASE_URL: db.url!, HUB_ENCRYPTION_KEY: encryptionKey, HUB_ADMIN_KEY: adminKey, HUB_DATA_DIR: dataDir });
+      const child = await startChildHub({ DATABASE_URL: db.url!, HUB_ENCRYPTION_KEY: env.HUB_ENCRYPTION_KEY!, HUB_ADMIN_KEY: adminKey, HUB_DATA_DIR: dataDir });
       const other = { gql: (q: string, v?: Record<string, unknown>) => child.gql(q, v) } as unknown as TestHub;
       try {
         // Both processes warm (connections open, code compiled), the stored token of s-two expired.
@@ -411,6 +412,36 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
       }
     },
   );
+
+  it('rotateEncryptionKey re-encrypts stored access tokens: still used without a token request', async () => {
+    await bindOAuth2('s-rotate');
+    await invoke('s-rotate');
+    const t1 = bearerOf(apiCalls('s-rotate')[0]!);
+    const newKey = randomBytes(32).toString('base64');
+    await restart({ HUB_ENCRYPTION_KEY: newKey, HUB_ENCRYPTION_PREVIOUS_KEYS: encryptionKey });
+    const { keyId } = (await ok(`mutation { rotateEncryptionKey { rotated keyId } }`)).rotateEncryptionKey;
+    const rows = await db.query<{ keyId: string }>(`SELECT "keyId" FROM "OAuthToken" WHERE ciphertext IS NOT NULL`);
+    expect(rows.length).toBeGreaterThan(3);
+    expect(rows.every((r) => r.keyId === keyId)).toBe(true);
+    await restart({ HUB_ENCRYPTION_PREVIOUS_KEYS: '' }); // the old key is gone
+    expect((await invoke('s-rotate')).body.data.invoke.status).toBe(200);
+    expect(bearerOf(apiCalls('s-rotate')[1]!)).toBe(t1);
+    expect(tokenCalls('s-rotate')).toHaveLength(1);
+  });
+
+  it('never shows a token or client secret in a response, log line, invocation record or in clear in the database', async () => {
+    expect(secrets.size).toBeGreaterThan(10);
+    await hub.hub.audit.flush();
+    const rows = await db.query<{ row: string }>(
+      `SELECT row_to_json(b)::text AS row FROM "Binding" b UNION ALL SELECT row_to_json(t)::text FROM "OAuthToken" t UNION ALL SELECT row_to_json(i)::text FROM "Invocation" i`,
+    );
+    expect(rows.length).toBeGreaterThan(50);
+    const texts = { responses: responses.join('\n'), logs: [...logs, ...hub.logs].join('\n'), database: rows.map((r) => r.row).join('\n') };
+    expect(texts.logs).toContain('token request failed');
+    expect(texts.logs).toContain('access token obtained');
+    for (const secret of secrets) for (const [where, text] of Object.entries(texts)) expect(`${where}: ${text.includes(secret)}`).toBe(`${where}: false`);
+    expect(Object.values(texts).join('\n')).not.toContain(IDP_DETAIL);
+  });
 
   /** `node --import tsx src/main.ts` on the same database: a second hub process. */
   async function startChildHub(extra: Record<string, string>) {
