@@ -4,7 +4,8 @@ import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Authenticator } from './access/authenticator.js';
 import type { HubContext, Services } from './context.js';
 import { createCallDispatcher } from './invoke/call-dispatcher.js';
-import type { UpstreamClient } from './invoke/upstream-client.js';
+import type { UpstreamExchange } from './invoke/exchange.js';
+import { traceOf } from './invoke/traceparent.js';
 import type { Logger } from './log.js';
 import { useDocumentLimits, type DocumentLimitsOptions } from './plugins/use-document-limits.js';
 import { useNoSuggestions } from './plugins/use-no-suggestions.js';
@@ -13,6 +14,7 @@ import { useMetrics } from './plugins/use-metrics.js';
 import type { HubMetrics } from './observability/metrics.js';
 import { useRequestPolicy } from './plugins/use-request-policy.js';
 import { useRegistryInvalidation } from './plugins/use-registry-invalidation.js';
+import type { ChangeFeed } from './registry/change-feed.js';
 import { useSecurityHeaders } from './plugins/use-security-headers.js';
 import { NoSchemaIntrospectionCustomRule } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
@@ -23,7 +25,9 @@ import { createMaskError } from './utils/mask-error.js';
 export interface AppDeps {
   services: Services;
   authenticator: Authenticator;
-  client: UpstreamClient;
+  exchange: UpstreamExchange;
+  /** tells other hub processes about registry writes */
+  changeFeed: ChangeFeed;
   log: Logger;
   metrics: HubMetrics;
   /** true once the database is migrated and while the hub is not draining */
@@ -54,7 +58,7 @@ function logArgs(args: unknown[]): [string, Record<string, unknown>] {
 }
 
 export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unknown>, HubContext> {
-  const { services, authenticator, client, log, settings } = deps;
+  const { services, authenticator, exchange, log, settings } = deps;
   const noIntrospection: Plugin = { onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) };
   return createYoga<Record<string, unknown>, HubContext>({
     schema: hubSchema(),
@@ -88,7 +92,10 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
         principal,
         loaders,
         services,
-        invoke: { principal, loaders, dispatcher: createCallDispatcher(client), targets: new Map() },
+        invoke: (() => {
+          const trace = traceOf(request.headers.get('traceparent'));
+          return { principal, loaders, dispatcher: createCallDispatcher(exchange, trace), targets: new Map(), trace };
+        })(),
       };
     },
     plugins: [
@@ -96,7 +103,7 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
       useRequestPolicy(),
       useReadiness({ check: deps.isReady }),
       useMetrics(deps.metrics),
-      useRegistryInvalidation(services.cache),
+      useRegistryInvalidation(services.cache, deps.changeFeed, log.child('registry')),
       useDocumentLimits(settings.limits),
       useNoSuggestions(),
       ...(settings.introspection ? [] : [noIntrospection]),

@@ -25,7 +25,9 @@ const envSchema = z.object({
   HUB_MAX_RESPONSE_BYTES: z.coerce.number().int().positive().default(10 * MiB),
   HUB_OUTBOUND_DENY: z.string().default('169.254.0.0/16,fe80::/10,fd00:ec2::254/128'),
   HUB_DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10),
+  HUB_DB_CONNECT_TIMEOUT_MS: positive.default(5000),
   HUB_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(15_000),
+  HUB_DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(0),
   NODE_ENV: z.string().optional(),
   HUB_GRAPHIQL: flag.optional(),
   HUB_INTROSPECTION: flag.optional(),
@@ -39,6 +41,15 @@ const envSchema = z.object({
   HUB_ENCRYPTION_PREVIOUS_KEYS: z.string().optional(),
   HUB_CACHE_ENTRIES: z.coerce.number().int().min(0).default(50_000),
   HUB_CACHE_TTL_MS: z.coerce.number().int().min(0).default(10_000),
+  HUB_RETRY_MAX: z.coerce.number().int().min(0).max(10).default(2),
+  HUB_RETRY_BASE_MS: positive.default(100),
+  HUB_RETRY_MAX_DELAY_MS: positive.default(2_000),
+  HUB_BREAKER_FAILURES: positive.default(5),
+  HUB_BREAKER_OPEN_MS: positive.default(30_000),
+  HUB_MAX_CONCURRENT_PER_DEPLOYMENT: positive.default(64),
+  HUB_IDEMPOTENCY_TTL_MS: positive.default(24 * 60 * 60 * 1000),
+  HUB_CACHE_STALE_MS: z.coerce.number().int().min(0).default(3_600_000),
+  HUB_AUDIT_BUFFER_MAX: positive.default(10_000),
   HUB_OAUTH_REFRESH_SKEW_MS: z.coerce.number().int().min(0).default(60_000),
   HUB_OAUTH_COOLDOWN_MS: z.coerce.number().int().min(0).default(1_000),
   HUB_OAUTH_COOLDOWN_MAX_MS: z.coerce.number().int().min(0).default(60_000),
@@ -60,7 +71,11 @@ export interface HubConfig {
   maxResponseBytes: number;
   outboundDeny: string[];
   dbPoolSize: number;
+  /** PostgreSQL: how long opening a connection may take before the database counts as unreachable */
+  dbConnectTimeoutMs: number;
   shutdownTimeoutMs: number;
+  /** on SIGTERM: how long to keep serving with /readyz at 503 before the listener closes */
+  drainDelayMs: number;
   /** NODE_ENV=production: GraphiQL and introspection default to off */
   production: boolean;
   graphiql: boolean;
@@ -73,8 +88,23 @@ export interface HubConfig {
   authFailuresPerMinute: number;
   /** older encryption keys, still accepted for opening credentials until they are rotated */
   previousEncryptionKeys: Buffer[];
-  /** registry cache: at most this many entries (0 turns it off), each kept at most ttlMs */
-  cache: { maxEntries: number; ttlMs: number };
+  /**
+   * registry cache: at most this many entries (0 turns it off), each kept at most ttlMs, and
+   * served up to staleMs longer while the database is unreachable
+   */
+  cache: { maxEntries: number; ttlMs: number; staleMs: number };
+  /** invocation records waiting for the database beyond which invokes are refused */
+  auditBufferMax: number;
+  resilience: {
+    /** retries of safe calls after a dropped connection, 429, 502, 503 or 504 */
+    retry: { maxRetries: number; baseDelayMs: number; maxDelayMs: number };
+    /** per called origin: consecutive failures that open it, and how long it stays open */
+    breaker: { failureThreshold: number; openMs: number };
+    /** calls in flight per called origin before new ones are refused at once */
+    maxConcurrentPerDeployment: number;
+  };
+  /** how long an answer to a call with an idempotencyKey is kept and replayed */
+  idempotencyTtlMs: number;
   /** OAuth2 client credentials: see src/invoke/oauth2-tokens.ts */
   oauth2: {
     /** refresh a token this long before it expires (at most half its lifetime) */
@@ -118,7 +148,14 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
     quotaPerMinute: e.HUB_QUOTA_PER_MINUTE,
     authFailuresPerMinute: e.HUB_AUTH_FAILURES_PER_MINUTE,
     previousEncryptionKeys: previous.map((k) => Buffer.from(k, 'base64')),
-    cache: { maxEntries: e.HUB_CACHE_ENTRIES, ttlMs: e.HUB_CACHE_TTL_MS },
+    resilience: {
+      retry: { maxRetries: e.HUB_RETRY_MAX, baseDelayMs: e.HUB_RETRY_BASE_MS, maxDelayMs: e.HUB_RETRY_MAX_DELAY_MS },
+      breaker: { failureThreshold: e.HUB_BREAKER_FAILURES, openMs: e.HUB_BREAKER_OPEN_MS },
+      maxConcurrentPerDeployment: e.HUB_MAX_CONCURRENT_PER_DEPLOYMENT,
+    },
+    idempotencyTtlMs: e.HUB_IDEMPOTENCY_TTL_MS,
+    cache: { maxEntries: e.HUB_CACHE_ENTRIES, ttlMs: e.HUB_CACHE_TTL_MS, staleMs: e.HUB_CACHE_STALE_MS },
+    auditBufferMax: e.HUB_AUDIT_BUFFER_MAX,
     oauth2: {
       refreshSkewMs: e.HUB_OAUTH_REFRESH_SKEW_MS,
       cooldownMs: e.HUB_OAUTH_COOLDOWN_MS,
@@ -135,6 +172,8 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
     maxResponseBytes: e.HUB_MAX_RESPONSE_BYTES,
     outboundDeny: e.HUB_OUTBOUND_DENY.split(',').map((s) => s.trim()).filter(Boolean),
     dbPoolSize: e.HUB_DB_POOL_SIZE,
+    dbConnectTimeoutMs: e.HUB_DB_CONNECT_TIMEOUT_MS,
     shutdownTimeoutMs: e.HUB_SHUTDOWN_TIMEOUT_MS,
+    drainDelayMs: e.HUB_DRAIN_DELAY_MS,
   };
 }

@@ -9,14 +9,20 @@ import { createApp } from './app.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { HubConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
+import { IdempotencyStore } from './invoke/idempotency-store.js';
 import { InvokeService } from './invoke/invoke-service.js';
 import { OAuth2Tokens } from './invoke/oauth2-tokens.js';
 import { OutboundPolicy } from './invoke/outbound-policy.js';
 import { UpstreamClient } from './invoke/upstream-client.js';
+import { UpstreamExchange } from './invoke/exchange.js';
+import { CircuitBreakers } from './invoke/circuit-breaker.js';
+import { Bulkhead } from './invoke/bulkhead.js';
+import { RetryPolicy } from './invoke/retry-policy.js';
 import { createLogger, type LogSink, type Logger } from './log.js';
 import { loadOrCreateKeyFile } from './secrets/key-file.js';
 import { SecretBox } from './secrets/secret-box.js';
 import { RegistryCache } from './registry/registry-cache.js';
+import { noChangeFeed, PostgresChangeFeed, type ChangeFeed } from './registry/change-feed.js';
 import { HubMetrics } from './observability/metrics.js';
 
 export interface HubOptions {
@@ -44,26 +50,55 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
   const started = Date.now();
   const policy = new OutboundPolicy(config.outboundDeny);
   const key = config.encryptionKey ?? (await loadOrCreateKeyFile(config.dataDir));
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, log: log.child('db'), pglite: opts.pglite });
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, connectTimeoutMs: config.dbConnectTimeoutMs, log: log.child('db'), pglite: opts.pglite });
   let draining = false;
   let migrated = false;
+  let changeFeed: ChangeFeed = noChangeFeed;
   try {
     await db.migrate();
     migrated = true;
     const generatedAdminKey = await bootstrapAdmin(db.prisma, config.adminKey, log.child('access'));
     const box = new SecretBox(key, config.previousEncryptionKeys);
     const cache = new RegistryCache(config.cache);
-    const audit = new AuditLog(db.prisma, log.child('audit'));
+    if (db.kind === 'postgres') {
+      changeFeed = await PostgresChangeFeed.start({ url: config.databaseUrl!, prisma: db.prisma, log: log.child('registry'), onChange: () => cache.invalidate() });
+    }
+    const audit = new AuditLog(db.prisma, log.child('audit'), { maxBuffered: config.auditBufferMax });
     const metrics = new HubMetrics({ cache, audit });
     db.onQuery(() => metrics.dbQueries.inc());
-    const client = new UpstreamClient({ policy, maxResponseBytes: config.maxResponseBytes, log: log.child('upstream'), onSend: () => metrics.upstreamRequests.inc() });
+    const client = new UpstreamClient({
+      policy,
+      maxResponseBytes: config.maxResponseBytes,
+      log: log.child('upstream'),
+      onSend: () => metrics.upstreamRequests.inc(),
+      // Sockets are never the limit: the bulkhead refuses first.
+      connectionsPerOrigin: config.resilience.maxConcurrentPerDeployment,
+    });
+    const breakerLog = log.child('breaker');
+    const breakers = new CircuitBreakers(config.resilience.breaker, (origin, state) => {
+      breakerLog[state === 'open' ? 'warn' : 'info']('circuit breaker state changed', { origin, state });
+    });
+    const bulkhead = new Bulkhead(config.resilience.maxConcurrentPerDeployment);
+    metrics.watchDeployments(breakers, bulkhead);
+    const exchange = new UpstreamExchange({
+      client,
+      breakers,
+      bulkhead,
+      retry: new RetryPolicy(config.resilience.retry),
+      onAttempt: (seconds, retry) => {
+        metrics.upstreamDuration.observe(seconds);
+        if (retry) metrics.upstreamRetries.inc();
+      },
+    });
+    const idempotency = new IdempotencyStore({ prisma: db.prisma, box, log: log.child('idempotency'), ttlMs: config.idempotencyTtlMs });
     const tokens = new OAuth2Tokens({ prisma: db.prisma, kind: db.kind, box, client, log: log.child('oauth2'), settings: config.oauth2, metrics });
-    const invoker = new InvokeService({ client, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics, tokens });
+    const invoker = new InvokeService({ exchange, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics, idempotency, tokens });
     const yoga = createApp({
       services: { prisma: db.prisma, box, invoker, audit, cache },
       authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache),
       settings: { graphiql: config.graphiql, introspection: config.introspection, maxRequestBytes: config.maxRequestBytes, limits: config.limits },
-      client,
+      exchange,
+      changeFeed,
       log,
       metrics,
       isReady: async () => {
@@ -82,14 +117,18 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     const close = () =>
       (closing ??= (async () => {
         draining = true;
+        // Load balancers see /readyz at 503 and stop sending new calls; until they have, serve on.
+        if (config.drainDelayMs > 0) await new Promise((r) => setTimeout(r, config.drainDelayMs));
         await stopServer(server, config.shutdownTimeoutMs);
         await audit.close().catch((error: unknown) => log.error('invocation records lost at shutdown', { error, pending: audit.pending }));
         await client.close();
+        await changeFeed.close();
         await db.close();
         log.info('tenant-hub stopped');
       })());
     return { url, port, db, audit, cache, log, generatedAdminKey, close };
   } catch (error) {
+    await changeFeed.close();
     await db.close().catch(() => {});
     throw error;
   }

@@ -67,7 +67,9 @@ describe.each(testDatabases())('invoke rules on %s', (kind) => {
 
   beforeAll(async () => {
     [canary, saas, flaky] = await Promise.all([startUpstream(), startUpstream(), startUpstream()]);
-    hub = await startTestHub(kind);
+    // One attempt per call: these tests pin down how each failure of a single exchange is
+    // reported (retries and breaking are in resilience.test.ts).
+    hub = await startTestHub(kind, { env: { HUB_RETRY_MAX: '0' } });
     await seedExclusive(hub, { tenantId: 'acme', systemId: 'crm', baseUrl: `${canary.url}/api`, token: 'crm-token-secret-1' });
     // SHARED with a custom tenant header and a HEADER credential.
     await hub.admin(`mutation { createSystem(input: { id: "org-saas", name: "Org SaaS", mode: SHARED, sharedBaseUrl: "${saas.url}/org", tenantHeader: "X-Org" }) { id } }`);

@@ -35,12 +35,15 @@ describe.each(testDatabases())('metrics on %s', (kind) => {
     const res = await fetch(`${hub.url}/metrics`);
     expect(res.headers.get('content-type')).toMatch(/text\/plain/);
     const after = await res.text();
-    expect(labelled(after, 'hub_invocations_total', 'outcome="ok"') - labelled(before, 'hub_invocations_total', 'outcome="ok"')).toBe(3);
-    expect(labelled(after, 'hub_invocations_total', 'outcome="FORBIDDEN"') - labelled(before, 'hub_invocations_total', 'outcome="FORBIDDEN"')).toBe(1);
+    expect(labelled(after, 'hub_invocations_total', 'tenant="a",system="s",outcome="ok"') - labelled(before, 'hub_invocations_total', 'tenant="a",system="s",outcome="ok"')).toBe(3);
+    expect(labelled(after, 'hub_invocations_total', 'tenant="",system="",outcome="FORBIDDEN"') - labelled(before, 'hub_invocations_total', 'tenant="",system="",outcome="FORBIDDEN"')).toBe(1);
+    // Unknown ids from a caller never become label values.
+    expect(after).not.toContain('tenant="other"');
     expect(metric(after, 'hub_upstream_requests_total') - metric(before, 'hub_upstream_requests_total')).toBe(3);
     expect(metric(after, 'hub_db_queries_total')).toBeGreaterThan(0);
     expect(metric(after, 'process_resident_memory_bytes')).toBeGreaterThan(10_000_000);
     expect(after).toContain('hub_invoke_duration_seconds_bucket');
+    expect(metric(after, 'hub_upstream_duration_seconds_count') - (metric(before, 'hub_upstream_duration_seconds_count') || 0)).toBe(3);
     expect(after).not.toMatch(/thub_|Bearer/);
   });
 });

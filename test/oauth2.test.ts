@@ -413,10 +413,12 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
     },
   );
 
-  it('rotateEncryptionKey re-encrypts stored access tokens: still used without a token request', async () => {
+  it('rotateEncryptionKey re-encrypts stored access tokens (still used without a token request) and stored idempotent answers', async () => {
     await bindOAuth2('s-rotate');
     await invoke('s-rotate');
     const t1 = bearerOf(apiCalls('s-rotate')[0]!);
+    const keyed = () => gql(`query($t: ID!, $s: ID!, $p: InvokeParams!) { invoke(tenantId: $t, systemId: $s, params: $p) { status replayed } }`, { t: 'acme', s: 's-rotate', p: { path: '/s-rotate/keyed', idempotencyKey: 'rotate-1' } });
+    expect((await keyed()).body.data.invoke).toEqual({ status: 200, replayed: false });
     const newKey = randomBytes(32).toString('base64');
     await restart({ HUB_ENCRYPTION_KEY: newKey, HUB_ENCRYPTION_PREVIOUS_KEYS: encryptionKey });
     const { keyId } = (await ok(`mutation { rotateEncryptionKey { rotated keyId } }`)).rotateEncryptionKey;
@@ -425,8 +427,12 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
     expect(rows.every((r) => r.keyId === keyId)).toBe(true);
     await restart({ HUB_ENCRYPTION_PREVIOUS_KEYS: '' }); // the old key is gone
     expect((await invoke('s-rotate')).body.data.invoke.status).toBe(200);
-    expect(bearerOf(apiCalls('s-rotate')[1]!)).toBe(t1);
+    expect(bearerOf(apiCalls('s-rotate')[2]!)).toBe(t1);
     expect(tokenCalls('s-rotate')).toHaveLength(1);
+    const answers = await db.query<{ keyId: string }>(`SELECT "keyId" FROM "IdempotencyRecord" WHERE "key" = 'rotate-1'`);
+    expect(answers.map((r) => r.keyId)).toEqual([keyId]);
+    expect((await keyed()).body.data.invoke).toEqual({ status: 200, replayed: true });
+    expect(apiCalls('s-rotate')).toHaveLength(3);
   });
 
   it('never shows a token or client secret in a response, log line, invocation record or in clear in the database', async () => {

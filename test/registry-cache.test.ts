@@ -1,6 +1,13 @@
 // The process cache in front of the registry: a warm invoke runs no SQL at all, and a change made
 // through the API is never served stale afterwards on this process.
+import { createServer } from 'node:net';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, type Database } from '../src/db/database.js';
+import { createLogger } from '../src/log.js';
+import { createRegistryLoaders } from '../src/registry/loaders.js';
+import { RegistryCache } from '../src/registry/registry-cache.js';
+import { isDatabaseUnavailable } from '../src/utils/database-errors.js';
 import { testDatabases } from './helpers/databases.js';
 import { createCallerWithGrant, INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
 import { startTestHub, type TestHub } from './helpers/test-hub.js';
@@ -111,5 +118,105 @@ describe.each(testDatabases())('registry cache on %s', (kind) => {
     expect(own.hub.cache.size).toBeLessThanOrEqual(20);
     expect(own.hub.cache.size).toBeGreaterThan(0);
     await own.close();
+  });
+});
+
+// Stale-but-known: what the cache serves when a reload fails because the database is unreachable.
+// The failures are real: connections to a loopback port nobody listens on.
+describe('registry cache while the database is unreachable', () => {
+  let closedPort: number;
+  let unreachable: Database;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /** a real "database unreachable" error from the pg driver */
+  const refused = async (): Promise<never> => {
+    const client = new pg.Client({ host: '127.0.0.1', port: closedPort, user: 'postgres', database: 'x' });
+    await client.connect();
+    throw new Error('connected to a closed port');
+  };
+
+  beforeAll(async () => {
+    closedPort = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+    });
+    unreachable = await openDatabase({ url: `postgresql://postgres@127.0.0.1:${closedPort}/x`, dataDir: '.', poolSize: 1, log: createLogger('error', () => {}) });
+  });
+  afterAll(async () => {
+    await unreachable?.close();
+  });
+
+  it('reloads an expired entry, and serves it (a known absence too) only when the reload finds no database', async () => {
+    const cache = new RegistryCache({ ttlMs: 20, staleMs: 60_000 });
+    await cache.load('key:a', async () => 'v1');
+    await cache.load('key:revoked', async () => null);
+    await sleep(40);
+    expect(await cache.load('key:a', async () => 'v2')).toBe('v2'); // the database answers: fresh value
+    await sleep(40);
+    // Only an unreachable database is covered up; any other failure is the caller's to see.
+    await expect(cache.load('key:a', async () => Promise.reject(new Error('syntax error')))).rejects.toThrow('syntax error');
+    expect(await cache.load('key:a', refused)).toBe('v2');
+    expect(await cache.load('key:revoked', refused)).toBeNull();
+    expect(cache.stats.staleServed).toBe(2);
+    // Never seen: nothing to serve.
+    await expect(cache.load('key:new', refused)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
+  it('after finding the database unreachable, serves expired entries without asking it again for a second', async () => {
+    const cache = new RegistryCache({ ttlMs: 10, staleMs: 60_000 });
+    await cache.load('a', async () => 'v1');
+    await cache.load('b', async () => 'w1');
+    await sleep(30);
+    let asked = 0;
+    const counted = () => {
+      asked++;
+      return refused();
+    };
+    expect(await cache.load('a', counted)).toBe('v1');
+    expect(await cache.load('b', counted)).toBe('w1');
+    expect(asked).toBe(1);
+    await sleep(1100);
+    expect(await cache.load('a', async () => 'v2')).toBe('v2'); // asked again: it answers
+  });
+
+  it('serves stale entries at most staleMs past their expiry, never after an invalidation, never with staleMs 0', async () => {
+    const bounded = new RegistryCache({ ttlMs: 10, staleMs: 50 });
+    await bounded.load('k', async () => 'v');
+    await sleep(100);
+    await expect(bounded.load('k', refused)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+
+    const invalidated = new RegistryCache({ ttlMs: 10, staleMs: 60_000 });
+    await invalidated.load('k', async () => 'v');
+    invalidated.invalidate();
+    await expect(invalidated.load('k', refused)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+
+    const off = new RegistryCache({ ttlMs: 10, staleMs: 0 });
+    await off.load('k', async () => 'v');
+    await sleep(30);
+    await expect(off.load('k', refused)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
+  it('keeps memory bounded by maxEntries, stale entries included', async () => {
+    const cache = new RegistryCache({ maxEntries: 3, ttlMs: 1, staleMs: 60_000 });
+    for (const k of ['a', 'b', 'c', 'd', 'e']) await cache.load(k, async () => k);
+    expect(cache.size).toBe(3);
+    await sleep(10);
+    await expect(cache.load('a', refused)).rejects.toMatchObject({ code: 'ECONNREFUSED' }); // evicted
+    expect(await cache.load('e', refused)).toBe('e');
+  });
+
+  it('lets per-request loaders serve what was known and fail only the keys never seen', async () => {
+    const cache = new RegistryCache({ ttlMs: 10, staleMs: 60_000 });
+    const tenant = { id: 'acme', name: 'Acme', disabled: false, createdAt: new Date(), updatedAt: new Date() };
+    cache.store(cache.begin(), 'tenant:acme', tenant);
+    cache.store(cache.begin(), 'tenant:gone', null);
+    await sleep(30);
+    const loaders = createRegistryLoaders(unreachable.prisma, cache);
+    const [known, gone, never] = await Promise.allSettled([loaders.tenant.load('acme'), loaders.tenant.load('gone'), loaders.tenant.load('never')]);
+    expect(known).toEqual({ status: 'fulfilled', value: tenant });
+    expect(gone).toEqual({ status: 'fulfilled', value: null });
+    expect(never.status).toBe('rejected');
+    expect(isDatabaseUnavailable((never as PromiseRejectedResult).reason)).toBe(true);
   });
 });

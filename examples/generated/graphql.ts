@@ -17,7 +17,7 @@ export type InvokeParams = {
   body?: unknown;
   /** Flat object of string values; credentials, routing and framing headers are refused. */
   headers?: unknown;
-  /** Sent upstream as Idempotency-Key. */
+  /** Sent upstream as Idempotency-Key; a repeat from the same caller is answered from the stored result (1 to 255 visible ASCII characters). */
   idempotencyKey?: string | null | undefined;
   method?: HttpMethod | null | undefined;
   /** Starts with '/'; resolved under the binding's base URL and never leaves it. */

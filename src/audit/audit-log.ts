@@ -1,6 +1,13 @@
 // Invocation records, written in batches off the request path: record() only queues; a flush
 // writes the queue in one transaction, chained to the newest stored record under an advisory lock
 // (so processes sharing one PostgreSQL extend one chain). close() flushes what is left.
+//
+// While the database is unreachable records stay queued, in order, and are retried; once it is
+// back they are written with the chain intact. The queue is bounded: at maxBuffered records `full`
+// turns true and the invoke service refuses new calls (records are never dropped to make room).
+// Records still arriving then (calls already in flight, the refusals themselves) get a second
+// maxBuffered of room; past that a record goes to the error log instead (records hold no
+// secrets) and is counted in stats.unbuffered, so memory stays bounded and nothing is lost silently.
 import type { Prisma } from '../db/database.js';
 import type { Logger } from '../log.js';
 import { chainHash, GENESIS, type InvocationEntry } from './chain.js';
@@ -15,6 +22,8 @@ export interface AuditLogOptions {
   maxBatch?: number;
   /** wait this long before retrying after a failed write (default 1000 ms) */
   retryDelayMs?: number;
+  /** queued records at which `full` turns true (default 10,000); the queue holds at most twice this */
+  maxBuffered?: number;
 }
 
 export class AuditLog {
@@ -24,6 +33,11 @@ export class AuditLog {
   private readonly flushDelayMs: number;
   private readonly maxBatch: number;
   private readonly retryDelayMs: number;
+  readonly maxBuffered: number;
+  /** the last write failed because the database is unreachable */
+  private failing = false;
+  /** records that did not fit the queue and went to the error log instead, since start */
+  readonly stats = { unbuffered: 0 };
 
   constructor(
     private readonly prisma: Prisma,
@@ -33,15 +47,27 @@ export class AuditLog {
     this.flushDelayMs = opts.flushDelayMs ?? 20;
     this.maxBatch = opts.maxBatch ?? 500;
     this.retryDelayMs = opts.retryDelayMs ?? 1000;
+    this.maxBuffered = opts.maxBuffered ?? 10_000;
   }
 
   get pending(): number {
     return this.queue.length;
   }
 
+  /** The queue holds maxBuffered records or more: new calls must be refused until it drains. */
+  get full(): boolean {
+    return this.queue.length >= this.maxBuffered;
+  }
+
   record(entry: InvocationEntry): void {
+    if (this.queue.length >= 2 * this.maxBuffered) {
+      this.stats.unbuffered++;
+      this.log.error('invocation record not buffered (audit buffer full, database unreachable); kept here', { record: entry });
+      return;
+    }
     this.queue.push(entry);
-    this.schedule(this.queue.length >= this.maxBatch ? 0 : this.flushDelayMs);
+    // A full batch is written at once, unless the database is away: then the retry timer decides.
+    this.schedule(this.queue.length >= this.maxBatch && !this.failing ? 0 : this.flushDelayMs);
   }
 
   /** Resolves once everything recorded before the call is stored; rejects if the write failed. */
@@ -56,6 +82,8 @@ export class AuditLog {
     this.writing = write;
     try {
       await write;
+      if (this.failing) this.log.info('invocation records are written again', { queued: this.queue.length });
+      this.failing = false;
     } catch (error) {
       this.schedule(this.retryDelayMs);
       throw error;
@@ -83,7 +111,9 @@ export class AuditLog {
       this.queue.splice(0, batch.length);
     } catch (error) {
       if (isDatabaseUnavailable(error)) {
-        this.log.error('writing invocation records failed; they stay queued', { error, queued: this.queue.length });
+        // Once per outage, not once per retry.
+        if (!this.failing) this.log.error('writing invocation records failed; they stay queued and are retried', { error, queued: this.queue.length });
+        this.failing = true;
         throw error;
       }
       // A record the database refuses must not hold up every record behind it: write them one by

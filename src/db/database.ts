@@ -29,6 +29,8 @@ export interface DatabaseOptions {
   url: string | undefined;
   dataDir: string;
   poolSize: number;
+  /** PostgreSQL: give up opening a connection after this long (default 5000 ms) */
+  connectTimeoutMs?: number;
   log: Logger;
   /** Open an existing PGlite instance instead (tests use in-memory clones). */
   pglite?: PGlite;
@@ -52,7 +54,8 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
 }
 
 async function openPostgres(url: string, opts: DatabaseOptions): Promise<Database> {
-  const adapter = new PrismaPg({ connectionString: url, max: opts.poolSize });
+  // A server that does not answer (not only one that refuses) must fail requests, not hang them.
+  const adapter = new PrismaPg({ connectionString: url, max: opts.poolSize, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000 });
   const prisma = new PrismaClient({
     adapter: adapter as never,
     log: [{ emit: 'event', level: 'query' }],

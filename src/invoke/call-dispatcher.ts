@@ -1,15 +1,17 @@
 // Per-request coalescing of Query.invoke calls: identical calls are sent once, and calls to a
 // system with a batchPath are grouped by binding into batches of at most batchMaxSize.
 import DataLoader from 'dataloader';
-import type { UpstreamClient } from './upstream-client.js';
+import type { UpstreamExchange } from './exchange.js';
+import type { TraceContext } from './traceparent.js';
 import { sendBatch, sendOne, type InvokeResult, type PreparedCall } from './send.js';
 
 export function dedupeKey(call: PreparedCall): string {
   const headers = Object.entries(call.headers).sort(([a], [b]) => (a < b ? -1 : 1));
-  return JSON.stringify([call.target.tenantId, call.target.systemId, call.method, call.pathAndQuery, headers]);
+  // Calls under different idempotency keys stay apart: each key reaches the called system.
+  return JSON.stringify([call.target.tenantId, call.target.systemId, call.method, call.pathAndQuery, headers, call.idempotencyKey ?? null]);
 }
 
-export function createCallDispatcher(client: UpstreamClient) {
+export function createCallDispatcher(exchange: UpstreamExchange, trace: TraceContext) {
   return new DataLoader<PreparedCall, InvokeResult, string>(
     async (calls) => {
       const results: (InvokeResult | Error)[] = new Array(calls.length);
@@ -23,7 +25,7 @@ export function createCallDispatcher(client: UpstreamClient) {
           const target = calls[indexes[0]!]!.target;
           if (indexes.length === 1 || !target.batchPath) {
             return indexes.map((i) =>
-              sendOne(client, calls[i]!).then(
+              sendOne(exchange, calls[i]!, trace).then(
                 (r) => void (results[i] = r),
                 (e: Error) => void (results[i] = e),
               ),
@@ -32,7 +34,7 @@ export function createCallDispatcher(client: UpstreamClient) {
           const chunks: number[][] = [];
           for (let s = 0; s < indexes.length; s += target.batchMaxSize) chunks.push(indexes.slice(s, s + target.batchMaxSize));
           return chunks.map((chunk) =>
-            sendBatch(client, target, chunk.map((i) => calls[i]!)).then(
+            sendBatch(exchange, target, chunk.map((i) => calls[i]!), trace).then(
               (answers) => chunk.forEach((i, n) => (results[i] = answers[n]!)),
               (e: Error) => chunk.forEach((i) => (results[i] = e)),
             ),

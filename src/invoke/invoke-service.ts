@@ -14,12 +14,14 @@ import type { RegistryCache } from '../registry/registry-cache.js';
 import type { HubMetrics } from '../observability/metrics.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import type { CallDispatcher } from './call-dispatcher.js';
+import type { IdempotencyStore } from './idempotency-store.js';
 import { checkCallerHeaders } from './header-rules.js';
 import { checkPath } from './path-rules.js';
 import { encodeQuery } from './query-string.js';
 import { sendOne, type InvokeResult, type PreparedCall } from './send.js';
 import { resolveTarget, type Target } from './target.js';
-import type { UpstreamClient } from './upstream-client.js';
+import type { UpstreamExchange } from './exchange.js';
+import type { TraceContext } from './traceparent.js';
 import type { OAuth2Tokens } from './oauth2-tokens.js';
 import { isDatabaseUnavailable } from '../utils/database-errors.js';
 
@@ -45,6 +47,8 @@ export interface InvokeScope {
   dispatcher: CallDispatcher;
   /** targets resolved (and credentials opened) once per request */
   targets: Map<string, Promise<Target>>;
+  /** the incoming request's W3C trace, continued in every call it makes */
+  trace: TraceContext;
 }
 
 const SAFE_METHODS = new Set<HttpMethod>(['GET', 'HEAD']);
@@ -59,13 +63,14 @@ export class InvokeService {
 
   constructor(
     private readonly deps: {
-      client: UpstreamClient;
+      exchange: UpstreamExchange;
       box: SecretBox;
       audit: AuditLog;
       log: Logger;
       quotaPerMinute: number;
       cache?: RegistryCache;
       metrics?: HubMetrics;
+      idempotency?: IdempotencyStore;
       /** access tokens of OAuth2 bindings */
       tokens?: OAuth2Tokens;
     },
@@ -84,27 +89,55 @@ export class InvokeService {
   private async invoke(scope: InvokeScope, args: InvokeArgs, mode: 'query' | 'mutation'): Promise<InvokeResult> {
     const start = performance.now();
     const method = args.params.method ?? 'GET';
+    const requestId = randomUUID();
+    let call: PreparedCall | undefined;
     let result: InvokeResult | undefined;
     let failure: HubError | undefined;
     try {
-      const call = await this.prepare(scope, args, method, mode);
-      result = mode === 'query' ? await scope.dispatcher.load(call) : await sendOne(this.deps.client, call);
+      // Records are never dropped: while the audit buffer is full (database away), refuse first.
+      if (this.deps.audit.full) {
+        this.deps.metrics?.auditRefusals.inc();
+        throw new HubError('SERVICE_UNAVAILABLE', 'The hub cannot store invocation records right now; retry later.');
+      }
+      call = await this.prepare(scope, args, method, mode, requestId);
+      const prepared = call;
+      const dispatch = () => (mode === 'query' ? scope.dispatcher.load(prepared) : sendOne(this.deps.exchange, prepared, scope.trace));
+      // After prepare(): a refused call is never stored. A caller without an id has no namespace
+      // of its own for keys, so nothing is stored for it (the key still goes upstream).
+      const store = call.idempotencyKey && scope.principal.callerId ? this.deps.idempotency : undefined;
+      result = store ? await store.run(scope.principal.callerId, call, dispatch) : await dispatch();
       return result;
     } catch (caught) {
       const error = isDatabaseUnavailable(caught) ? new HubError('SERVICE_UNAVAILABLE', 'The hub cannot reach its database; retry later.') : caught;
       failure = error instanceof HubError ? error : undefined;
       if (failure) {
-        if (failure.code === 'INTERNAL_SERVER_ERROR') {
-          this.deps.log.error('invoke failed', { reason: failure.extensions.reason, tenantId: args.tenantId, systemId: args.systemId });
-        }
-        if (failure.cause !== undefined) this.deps.log.warn('upstream call failed', { code: failure.code, cause: failure.cause, tenantId: args.tenantId, systemId: args.systemId });
-        failure.extensions.requestId ??= randomUUID();
+        failure.extensions.requestId ??= requestId;
+        const where = { requestId: failure.extensions.requestId, traceId: scope.trace.traceId, tenantId: args.tenantId, systemId: args.systemId };
+        if (failure.code === 'INTERNAL_SERVER_ERROR') this.deps.log.error('invoke failed', { reason: failure.extensions.reason, ...where });
+        if (failure.cause !== undefined) this.deps.log.warn('upstream call failed', { code: failure.code, cause: failure.cause, ...where });
       }
       throw error;
     } finally {
       const seconds = (performance.now() - start) / 1000;
-      this.deps.metrics?.invocations.inc({ outcome: result ? 'ok' : (failure?.code ?? 'INTERNAL_SERVER_ERROR') });
+      // Tenant and system label only calls whose binding exists: unknown ids from callers must not
+      // grow the metric without bound.
+      const known = call !== undefined;
+      this.deps.metrics?.invocations.inc({
+        tenant: known ? call!.target.tenantId : '',
+        system: known ? call!.target.systemId : '',
+        outcome: result ? 'ok' : (failure?.code ?? 'INTERNAL_SERVER_ERROR'),
+      });
       this.deps.metrics?.invokeDuration.observe(seconds);
+      this.deps.log.debug('invoke', {
+        requestId: result?.requestId ?? failure?.extensions.requestId ?? requestId,
+        traceId: scope.trace.traceId,
+        tenantId: args.tenantId,
+        systemId: args.systemId,
+        method,
+        status: result?.status,
+        code: failure?.code,
+        ms: Math.round(seconds * 1e6) / 1e3,
+      });
       this.deps.audit.record({
         id: randomUUID(),
         createdAt: new Date(),
@@ -116,12 +149,12 @@ export class InvokeService {
         status: result?.status ?? null,
         code: result ? null : (failure?.code ?? 'INTERNAL_SERVER_ERROR'),
         durationMs: Math.round((performance.now() - start) * 1000) / 1000,
-        requestId: result?.requestId ?? String(failure?.extensions.requestId ?? randomUUID()),
+        requestId: result?.requestId ?? String(failure?.extensions.requestId ?? requestId),
       });
     }
   }
 
-  private async prepare(scope: InvokeScope, args: InvokeArgs, method: HttpMethod, mode: 'query' | 'mutation'): Promise<PreparedCall> {
+  private async prepare(scope: InvokeScope, args: InvokeArgs, method: HttpMethod, mode: 'query' | 'mutation', requestId: string): Promise<PreparedCall> {
     const { principal, loaders } = scope;
     const { tenantId, systemId, params } = args;
     // 1. The request itself: checks that reveal nothing about any tenant or system.
@@ -156,7 +189,7 @@ export class InvokeService {
     // 3. The target.
     const target = await this.target(scope, tenantId, systemId);
     const headers = checkCallerHeaders(params.headers, target.reservedHeaders);
-    return { target, method, pathAndQuery, headers, body, idempotencyKey };
+    return { target, method, pathAndQuery, headers, body, idempotencyKey, requestId };
   }
 
   private target(scope: InvokeScope, tenantId: string, systemId: string): Promise<Target> {

@@ -3,6 +3,7 @@
 // the answer's size, and no redirect following (undici's request() never follows them).
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { Agent, buildConnector, request } from 'undici';
 import { HubError } from '../errors.js';
 import type { HttpMethod } from '../generated/prisma/enums.js';
@@ -17,7 +18,10 @@ export interface UpstreamRequest {
   method: HttpMethod;
   headers: Record<string, string>;
   body?: string;
+  /** the system's timeoutMs: named in UPSTREAM_TIMEOUT, and the deadline when none is given */
   timeoutMs: number;
+  /** performance.now() by which the whole exchange (headers and body) must be done */
+  deadline?: number;
 }
 
 export interface UpstreamResponse {
@@ -75,10 +79,11 @@ export class UpstreamClient {
   async send(req: UpstreamRequest): Promise<UpstreamResponse> {
     const controller = new AbortController();
     let timedOut = false;
+    const budget = req.deadline === undefined ? req.timeoutMs : Math.max(0, req.deadline - performance.now());
     const timer = setTimeout(() => {
       timedOut = true;
       controller.abort();
-    }, req.timeoutMs);
+    }, budget);
     this.opts.onSend?.();
     try {
       const res = await request(req.origin + req.path, {

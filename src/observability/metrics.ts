@@ -1,6 +1,11 @@
-// Prometheus metrics of one hub process. Labels stay low-cardinality (outcome codes only), so the
-// scrape stays small however many tenants the registry holds.
+// Prometheus metrics of one hub process. Tenant and system labels appear only on invocations whose
+// binding exists (unknown ids from callers are labelled ''), so label sets are bounded by the registry.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Bulkhead } from '../invoke/bulkhead.js';
+import type { BreakerState, CircuitBreakers } from '../invoke/circuit-breaker.js';
+
+const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export class HubMetrics {
   readonly registry = new Registry();
@@ -8,8 +13,8 @@ export class HubMetrics {
   readonly upstreamRequests = new Counter({ name: 'hub_upstream_requests_total', help: 'HTTP requests sent to called systems (a batch counts once)', registers: [this.registry] });
   readonly invocations = new Counter({
     name: 'hub_invocations_total',
-    help: 'invoke fields by outcome: ok (an upstream answer, any status) or the error code',
-    labelNames: ['outcome'] as const,
+    help: 'invoke fields by tenant, system and outcome: ok (an upstream answer, any status) or the error code',
+    labelNames: ['tenant', 'system', 'outcome'] as const,
     registers: [this.registry],
   });
   readonly tokenRefreshes = new Counter({
@@ -21,15 +26,57 @@ export class HubMetrics {
   readonly invokeDuration = new Histogram({
     name: 'hub_invoke_duration_seconds',
     help: 'time of one invoke field in the hub, upstream call included',
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  readonly upstreamDuration = new Histogram({
+    name: 'hub_upstream_duration_seconds',
+    help: 'time of one HTTP exchange with a called system (each retry counts once)',
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  readonly upstreamRetries = new Counter({ name: 'hub_upstream_retries_total', help: 'HTTP requests sent again after a retryable failure', registers: [this.registry] });
+
+  readonly auditRefusals = new Counter({
+    name: 'hub_audit_refusals_total',
+    help: 'invoke fields refused (SERVICE_UNAVAILABLE, nothing sent) because the audit buffer was full',
     registers: [this.registry],
   });
 
-  constructor(sources: { cache: { size: number; stats: { hits: number; misses: number } }; audit: { pending: number } }) {
+  constructor(sources: {
+    cache: { size: number; stats: { hits: number; misses: number; staleServed: number } };
+    audit: { pending: number; stats: { unbuffered: number } };
+  }) {
     collectDefaultMetrics({ register: this.registry });
     new Gauge({ name: 'hub_registry_cache_entries', help: 'entries in the registry cache', registers: [this.registry], collect() { this.set(sources.cache.size); } });
     new Gauge({ name: 'hub_registry_cache_hits', help: 'registry cache hits since start', registers: [this.registry], collect() { this.set(sources.cache.stats.hits); } });
     new Gauge({ name: 'hub_registry_cache_misses', help: 'registry cache misses since start', registers: [this.registry], collect() { this.set(sources.cache.stats.misses); } });
     new Gauge({ name: 'hub_audit_buffer_depth', help: 'invocation records waiting to be written', registers: [this.registry], collect() { this.set(sources.audit.pending); } });
+    new Gauge({ name: 'hub_registry_cache_stale_served', help: 'expired registry entries served because the database was unreachable, since start', registers: [this.registry], collect() { this.set(sources.cache.stats.staleServed); } });
+    new Gauge({ name: 'hub_audit_records_unbuffered', help: 'invocation records that did not fit the full audit buffer and went to the error log instead, since start', registers: [this.registry], collect() { this.set(sources.audit.stats.unbuffered); } });
+  }
+
+  /** Breaker states and in-flight calls per called origin, read at each scrape. */
+  watchDeployments(breakers: CircuitBreakers, bulkhead: Bulkhead): void {
+    new Gauge({
+      name: 'hub_circuit_breaker_state',
+      help: 'circuit breaker per called origin: 0 closed, 1 half-open, 2 open (closed origins are not listed)',
+      labelNames: ['origin'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [origin, state] of breakers.troubled()) this.set({ origin }, BREAKER_VALUE[state]);
+      },
+    });
+    new Gauge({
+      name: 'hub_upstream_in_flight',
+      help: 'calls in flight per called origin (the bulkhead caps it at HUB_MAX_CONCURRENT_PER_DEPLOYMENT)',
+      labelNames: ['origin'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [origin, n] of bulkhead.entries()) this.set({ origin }, n);
+      },
+    });
   }
 }

@@ -28,12 +28,23 @@ function grouped<T>(keys: readonly string[], rows: T[], keyOf: (row: T) => strin
 /** Serves what the process cache holds and fetches only the rest, in one query. */
 function throughCache<V>(cache: RegistryCache | undefined, prefix: string, fetch: (keys: readonly string[]) => Promise<V[]>) {
   if (!cache) return fetch;
-  return async (keys: readonly string[]): Promise<V[]> => {
+  return async (keys: readonly string[]): Promise<(V | Error)[]> => {
     const out = keys.map((k) => cache.get<V>(prefix + k));
     const missing = keys.filter((_, i) => out[i] === undefined);
     if (missing.length === 0) return out as V[];
     const token = cache.begin();
-    const loaded = await fetch(missing);
+    let loaded: V[];
+    try {
+      loaded = await fetch(missing);
+    } catch (error) {
+      // Database unreachable: what was known before (within the stale window) is served; a key
+      // never seen gets the error, alone (DataLoader rejects only that key's load).
+      const failed = error instanceof Error ? error : new Error(String(error));
+      return out.map((v, i) => {
+        const known = v !== undefined ? v : cache.stale<V>(prefix + keys[i]!, error);
+        return known !== undefined ? known : failed; // a stale null (known absence) is served too
+      });
+    }
     missing.forEach((k, i) => cache.store(token, prefix + k, loaded[i]));
     let next = 0;
     return out.map((v) => (v === undefined ? loaded[next++]! : v));

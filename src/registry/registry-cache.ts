@@ -6,12 +6,26 @@
 // or revoked item is never served after the change. Entries also expire after ttlMs, which bounds
 // staleness for writes made by other processes. Memory is bounded by maxEntries (least recently
 // used entries go first), not by the registry's size.
+//
+// Outages: an expired entry is not thrown away at once. A lookup that finds it expired reloads it
+// as usual; only when that reload fails because the database is unreachable is the expired value
+// served instead, for at most staleMs past its expiry. Known absences (a cached null: an unknown
+// or revoked key, a deleted binding) are served the same way, so a revocation seen before the
+// outage stays in force. What was never cached still needs the database. Once a reload has
+// found the database unreachable, expired entries are served without trying it again for
+// RECHECK_MS, so a database that hangs (rather than refuses) costs one wait, not one per request
+// (and once it is back, expired entries may be served up to RECHECK_MS longer).
+import { isDatabaseUnavailable } from '../utils/database-errors.js';
+
+const RECHECK_MS = 1000;
 
 export interface RegistryCacheOptions {
   /** default 50,000 */
   maxEntries?: number;
   /** default 10,000 ms */
   ttlMs?: number;
+  /** how long past its expiry an entry may still be served while the database is unreachable (default 1 hour; 0: never) */
+  staleMs?: number;
 }
 
 interface Entry {
@@ -22,14 +36,18 @@ interface Entry {
 export class RegistryCache {
   private readonly entries = new Map<string, Entry>();
   private generation = 0;
+  /** until then the database counts as unreachable: expired entries are served without a reload */
+  private unreachableUntil = 0;
   readonly maxEntries: number;
   readonly ttlMs: number;
-  /** hits and misses since start (for /metrics and benchmarks) */
-  readonly stats = { hits: 0, misses: 0, invalidations: 0 };
+  readonly staleMs: number;
+  /** hits, misses and expired values served during outages, since start (for /metrics and benchmarks) */
+  readonly stats = { hits: 0, misses: 0, invalidations: 0, staleServed: 0 };
 
   constructor(opts: RegistryCacheOptions = {}) {
     this.maxEntries = opts.maxEntries ?? 50_000;
     this.ttlMs = opts.ttlMs ?? 10_000;
+    this.staleMs = opts.staleMs ?? 3_600_000;
   }
 
   get size(): number {
@@ -44,7 +62,12 @@ export class RegistryCache {
       return undefined;
     }
     if (e.expires <= now) {
-      this.entries.delete(key);
+      if (e.expires + this.staleMs <= now) this.entries.delete(key);
+      else if (now < this.unreachableUntil) {
+        this.stats.staleServed++;
+        return e.value as T;
+      }
+      // Kept (within the stale window) for stale(): the caller reloads it now.
       this.stats.misses++;
       return undefined;
     }
@@ -52,6 +75,19 @@ export class RegistryCache {
     this.entries.delete(key);
     this.entries.set(key, e);
     this.stats.hits++;
+    return e.value as T;
+  }
+
+  /**
+   * An expired value still within the stale window, for a caller whose reload failed with
+   * `error`; undefined when there is none or the error is not an unreachable database.
+   */
+  stale<T>(key: string, error: unknown, now = Date.now()): T | undefined {
+    if (!isDatabaseUnavailable(error)) return undefined;
+    this.unreachableUntil = now + RECHECK_MS;
+    const e = this.entries.get(key);
+    if (!e || e.expires + this.staleMs <= now) return undefined;
+    this.stats.staleServed++;
     return e.value as T;
   }
 
@@ -72,7 +108,14 @@ export class RegistryCache {
     const hit = this.get<T>(key);
     if (hit !== undefined) return hit;
     const token = this.begin();
-    const value = await loader();
+    let value: T;
+    try {
+      value = await loader();
+    } catch (error) {
+      const old = this.stale<T>(key, error);
+      if (old !== undefined) return old;
+      throw error;
+    }
     this.store(token, key, value);
     return value;
   }

@@ -1,4 +1,4 @@
-import type { InvokeResult } from '../invoke/send.js';
+import type { ReplayableResult } from '../invoke/idempotency-store.js';
 import { builder } from './builder.js';
 import { HttpMethodEnum } from './enums.js';
 
@@ -9,11 +9,14 @@ const InvokeParams = builder.inputType('InvokeParams', {
     query: t.field({ type: 'JSON', description: 'Flat object: string, number or boolean values, or arrays of them.' }),
     headers: t.field({ type: 'JSON', description: 'Flat object of string values; credentials, routing and framing headers are refused.' }),
     body: t.field({ type: 'JSON', description: 'Sent as application/json.' }),
-    idempotencyKey: t.string({ description: 'Sent upstream as Idempotency-Key.' }),
+    idempotencyKey: t.string({
+      description:
+        'Sent upstream as Idempotency-Key; a repeat from the same caller is answered from the stored result (1 to 255 visible ASCII characters).',
+    }),
   }),
 });
 
-const InvokeResultRef = builder.objectRef<InvokeResult>('InvokeResult');
+const InvokeResultRef = builder.objectRef<ReplayableResult>('InvokeResult');
 InvokeResultRef.implement({
   description: "The called system's answer, whatever its status.",
   fields: (t) => ({
@@ -23,6 +26,10 @@ InvokeResultRef.implement({
     data: t.expose('data', { type: 'JSON', nullable: true, description: 'Parsed JSON body, or the text body as a string; null for an empty body.' }),
     durationMs: t.exposeFloat('durationMs'),
     requestId: t.exposeString('requestId', { description: 'Also sent upstream as X-Request-Id.' }),
+    replayed: t.boolean({
+      description: 'True when answered from the stored result of an earlier call with the same idempotencyKey (no upstream call was made).',
+      resolve: (r) => r.replayed === true,
+    }),
   }),
 });
 

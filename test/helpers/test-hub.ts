@@ -47,6 +47,9 @@ export async function startTestHub(kind: DbKind, opts: TestHubOptions = {}): Pro
     HUB_DATA_DIR: dataDir,
     HUB_ADMIN_KEY: adminKey,
     HUB_LOG_LEVEL: 'debug',
+    // Most suites script dozens of failures on one loopback origin; a breaker opening there would
+    // turn their answers into CIRCUIT_OPEN. test/resilience.test.ts sets a real threshold.
+    HUB_BREAKER_FAILURES: '1000000',
     ...(db.url ? { DATABASE_URL: db.url, HUB_ENCRYPTION_KEY: randomKeyFor(dataDir) } : {}),
     ...opts.env,
   });
