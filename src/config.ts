@@ -50,6 +50,10 @@ const envSchema = z.object({
   HUB_IDEMPOTENCY_TTL_MS: positive.default(24 * 60 * 60 * 1000),
   HUB_CACHE_STALE_MS: z.coerce.number().int().min(0).default(3_600_000),
   HUB_AUDIT_BUFFER_MAX: positive.default(10_000),
+  HUB_OAUTH_REFRESH_SKEW_MS: z.coerce.number().int().min(0).default(60_000),
+  HUB_OAUTH_COOLDOWN_MS: z.coerce.number().int().min(0).default(1_000),
+  HUB_OAUTH_COOLDOWN_MAX_MS: z.coerce.number().int().min(0).default(60_000),
+  HUB_OAUTH_DEFAULT_EXPIRES_IN: positive.default(3600),
 });
 
 export type LogLevel = z.infer<typeof logLevel>;
@@ -101,6 +105,16 @@ export interface HubConfig {
   };
   /** how long an answer to a call with an idempotencyKey is kept and replayed */
   idempotencyTtlMs: number;
+  /** OAuth2 client credentials: see src/invoke/oauth2-tokens.ts */
+  oauth2: {
+    /** refresh a token this long before it expires (at most half its lifetime) */
+    refreshSkewMs: number;
+    /** pause after a failed token request: cooldownMs, doubled per consecutive failure, at most cooldownMaxMs */
+    cooldownMs: number;
+    cooldownMaxMs: number;
+    /** lifetime assumed when the token endpoint gives no expires_in, in seconds */
+    defaultExpiresInS: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -142,6 +156,12 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
     idempotencyTtlMs: e.HUB_IDEMPOTENCY_TTL_MS,
     cache: { maxEntries: e.HUB_CACHE_ENTRIES, ttlMs: e.HUB_CACHE_TTL_MS, staleMs: e.HUB_CACHE_STALE_MS },
     auditBufferMax: e.HUB_AUDIT_BUFFER_MAX,
+    oauth2: {
+      refreshSkewMs: e.HUB_OAUTH_REFRESH_SKEW_MS,
+      cooldownMs: e.HUB_OAUTH_COOLDOWN_MS,
+      cooldownMaxMs: Math.max(e.HUB_OAUTH_COOLDOWN_MAX_MS, e.HUB_OAUTH_COOLDOWN_MS),
+      defaultExpiresInS: e.HUB_OAUTH_DEFAULT_EXPIRES_IN,
+    },
     host: e.HUB_HOST,
     port: e.HUB_PORT,
     databaseUrl: e.DATABASE_URL,

@@ -11,6 +11,7 @@ import type { HubConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { IdempotencyStore } from './invoke/idempotency-store.js';
 import { InvokeService } from './invoke/invoke-service.js';
+import { OAuth2Tokens } from './invoke/oauth2-tokens.js';
 import { OutboundPolicy } from './invoke/outbound-policy.js';
 import { UpstreamClient } from './invoke/upstream-client.js';
 import { UpstreamExchange } from './invoke/exchange.js';
@@ -90,7 +91,8 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
       },
     });
     const idempotency = new IdempotencyStore({ prisma: db.prisma, box, log: log.child('idempotency'), ttlMs: config.idempotencyTtlMs });
-    const invoker = new InvokeService({ exchange, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics, idempotency });
+    const tokens = new OAuth2Tokens({ prisma: db.prisma, kind: db.kind, box, client, log: log.child('oauth2'), settings: config.oauth2, metrics });
+    const invoker = new InvokeService({ exchange, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics, idempotency, tokens });
     const yoga = createApp({
       services: { prisma: db.prisma, box, invoker, audit, cache },
       authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache),

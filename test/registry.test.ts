@@ -265,7 +265,8 @@ describe.each(testDatabases())('registry on %s', (kind) => {
 
     it('never returns, logs or stores in clear a credential token', async () => {
       const fields = (await ok(`{ __type(name: "CredentialInfo") { fields { name } } }`)).__type.fields.map((f: { name: string }) => f.name);
-      expect(fields.sort()).toEqual(['expiresAt', 'headerName', 'kind', 'updatedAt']);
+      // OAuth2 adds the token's state, never the token or the client secret
+      expect(fields.sort()).toEqual(['cooldownUntil', 'expiresAt', 'failures', 'headerName', 'kind', 'lastError', 'refreshedAt', 'tokenState', 'updatedAt']);
       // a HEADER token named like a secret field must not leak either
       await refused(M.setCredential, { t: 'b-acme', s: 'b-crm', c: { kind: 'HEADER', headerName: 'Bad Header', token: 'tok-SECRET-header-6' } }, 'BAD_USER_INPUT', /headerName/);
       await refused(M.setCredential, { t: 'b-acme', s: 'b-crm', c: { kind: 'BEARER', token: 'tok-SECRET-\r\nX-Injected: 1' } }, 'BAD_USER_INPUT', /token/);
@@ -297,7 +298,8 @@ describe.each(testDatabases())('registry on %s', (kind) => {
       ['BEARER with an empty token', { kind: 'BEARER', token: '' }, /token/],
       ['HEADER on a framing header', { kind: 'HEADER', headerName: 'Content-Length', token: 'tok-SECRET-8' }, /headerName/],
       ['NONE with a token', { kind: 'NONE', token: 'tok-SECRET-9' }, /token/],
-      ['OAUTH2_CLIENT_CREDENTIALS', { kind: 'OAUTH2_CLIENT_CREDENTIALS', tokenUrl: 'https://idp.example/token', clientId: 'id', clientSecret: 'tok-SECRET-10' }, /OAUTH2_CLIENT_CREDENTIALS.*not supported yet/],
+      ['OAUTH2_CLIENT_CREDENTIALS without clientSecret', { kind: 'OAUTH2_CLIENT_CREDENTIALS', tokenUrl: 'https://idp.example/token', clientId: 'id' }, /clientSecret is required/],
+      ['OAUTH2_CLIENT_CREDENTIALS with user info in tokenUrl', { kind: 'OAUTH2_CLIENT_CREDENTIALS', tokenUrl: 'https://u:tok-SECRET-10@idp.example/token', clientId: 'id', clientSecret: 'tok-SECRET-13' }, /tokenUrl must not contain user info/],
     ];
 
     it.each(badCredentials)('refuses a credential: %s; bindSystem leaves no binding, setCredential changes nothing', async (_, credential, message) => {

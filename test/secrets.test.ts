@@ -55,7 +55,7 @@ describe.each(testDatabases())('secrets on %s', (kind) => {
     await call(INVOKE_QUERY, { t: 't1', s: 's1', p: { path: '/after-rotation' } }, callerKey);
     // refused credential input must not echo the secret
     await call(`mutation($c: CredentialInput!) { setCredential(tenantId: "t1", systemId: "s1", credential: $c) { credential { kind } } }`, {
-      c: { kind: 'OAUTH2_CLIENT_CREDENTIALS', tokenUrl: 'https://id.example.com/token', clientId: 'cid', clientSecret: OAUTH_SECRET },
+      c: { kind: 'OAUTH2_CLIENT_CREDENTIALS', tokenUrl: 'https://id.example.com/token?x=1', clientId: 'cid', clientSecret: OAUTH_SECRET },
     });
     await call(`mutation($c: CredentialInput!) { setCredential(tenantId: "t1", systemId: "s1", credential: $c) { credential { kind } } }`, {
       c: { kind: 'BEARER', token: `${BEARER}\nX-Injected: 1` },

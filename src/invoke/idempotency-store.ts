@@ -183,4 +183,5 @@ export class IdempotencyStore {
 const holdKey = (callerId: string, key: string) => `${callerId}\u0000${key}`;
 // Caller ids cannot contain '/', so the associated data names exactly one (caller, key): a stored
 // answer copied to another caller's row does not open there.
-const owner = (callerId: string, key: string) => `idempotency:${callerId}/${key}`;
+export const idempotencyOwner = (callerId: string, key: string) => `idempotency:${callerId}/${key}`;
+const owner = idempotencyOwner;

@@ -22,6 +22,7 @@ import { sendOne, type InvokeResult, type PreparedCall } from './send.js';
 import { resolveTarget, type Target } from './target.js';
 import type { UpstreamExchange } from './exchange.js';
 import type { TraceContext } from './traceparent.js';
+import type { OAuth2Tokens } from './oauth2-tokens.js';
 import { isDatabaseUnavailable } from '../utils/database-errors.js';
 
 export interface InvokeParams {
@@ -61,7 +62,18 @@ export class InvokeService {
   private readonly quota = new RateLimiter(60_000);
 
   constructor(
-    private readonly deps: { exchange: UpstreamExchange; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number; cache?: RegistryCache; metrics?: HubMetrics; idempotency?: IdempotencyStore },
+    private readonly deps: {
+      exchange: UpstreamExchange;
+      box: SecretBox;
+      audit: AuditLog;
+      log: Logger;
+      quotaPerMinute: number;
+      cache?: RegistryCache;
+      metrics?: HubMetrics;
+      idempotency?: IdempotencyStore;
+      /** access tokens of OAuth2 bindings */
+      tokens?: OAuth2Tokens;
+    },
   ) {}
 
   /** Query.invoke: safe methods only, deduplicated and batched within the request. */
@@ -202,7 +214,7 @@ export class InvokeService {
     if (tenant.disabled) throw forbidden(`Tenant "${tenantId}" is disabled.`);
     if (binding.disabled) throw forbidden(`The binding of system "${systemId}" to tenant "${tenantId}" is disabled.`);
     // Opening a credential costs a decryption: done once per binding version, not per call.
-    const build = () => resolveTarget(this.deps.box, system, binding);
+    const build = () => resolveTarget(this.deps.box, system, binding, this.deps.tokens);
     const cache = this.deps.cache;
     if (!cache) return build();
     const key = `target:${bindingKey(tenantId, systemId)}:${binding.updatedAt.getTime()}:${system.updatedAt.getTime()}`;

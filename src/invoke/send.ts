@@ -7,6 +7,7 @@ import type { HttpMethod } from '../generated/prisma/enums.js';
 import { decodeBatch, encodeBatch } from './batch-format.js';
 import { allowedHeaders, parseBody } from './response.js';
 import type { Target } from './target.js';
+import type { UpstreamRequest, UpstreamResponse } from './upstream-client.js';
 import type { UpstreamExchange } from './exchange.js';
 import { childTraceparent, type TraceContext } from './traceparent.js';
 
@@ -41,6 +42,26 @@ function hubHeaders(target: Target, requestId: string, json: boolean, trace: Tra
   return h;
 }
 
+/**
+ * exchange.send with the target's credential: a static one is in req already (hubHeaders); an OAuth2
+ * binding's header comes from its token source, and a 401 answer then gets one refresh and one
+ * retry, never more (a second 401 is the answer). Returns the secret sent, to scrub from the answer.
+ */
+async function sendWithCredential(
+  exchange: UpstreamExchange,
+  target: Target,
+  req: UpstreamRequest,
+  opts: { retryable: boolean; deadline: number },
+): Promise<[UpstreamResponse, string | undefined]> {
+  if (!target.oauth2) return [await exchange.send(req, opts), target.credential?.secret];
+  const first = await target.oauth2.header();
+  const res = await exchange.send({ ...req, headers: { ...req.headers, [first.name]: first.value } }, opts);
+  if (res.status !== 401) return [res, first.secret];
+  // The 401 retry is a new credential, not a repeat: it is sent whatever the method.
+  const second = await target.oauth2.header({ rejected: first.secret });
+  return [await exchange.send({ ...req, headers: { ...req.headers, [second.name]: second.value } }, opts), second.secret];
+}
+
 const elapsed = (start: number) => Math.round((performance.now() - start) * 1000) / 1000;
 
 const SAFE = new Set<HttpMethod>(['GET', 'HEAD']);
@@ -51,7 +72,9 @@ export async function sendOne(exchange: UpstreamExchange, call: PreparedCall, tr
   const headers: Record<string, string> = { accept: 'application/json, */*;q=0.5', ...call.headers, ...hubHeaders(target, requestId, call.body !== undefined, trace) };
   if (call.idempotencyKey) headers['idempotency-key'] = call.idempotencyKey;
   const start = performance.now();
-  const res = await exchange.send(
+  const [res, secret] = await sendWithCredential(
+    exchange,
+    target,
     {
       origin: target.origin,
       path: target.basePath + call.pathAndQuery,
@@ -67,8 +90,8 @@ export async function sendOne(exchange: UpstreamExchange, call: PreparedCall, tr
   return {
     status: res.status,
     ok: res.status >= 200 && res.status < 300,
-    headers: allowedHeaders(res.headers, target.credential?.secret),
-    data: call.method === 'HEAD' ? null : parseBody(res.body, typeof contentType === 'string' ? contentType : undefined, target.credential?.secret),
+    headers: allowedHeaders(res.headers, secret),
+    data: call.method === 'HEAD' ? null : parseBody(res.body, typeof contentType === 'string' ? contentType : undefined, secret),
     durationMs: elapsed(start),
     requestId,
   };
@@ -84,7 +107,9 @@ export async function sendBatch(exchange: UpstreamExchange, target: Target, call
     headers: { ...c.headers, ...(c.idempotencyKey && { 'idempotency-key': c.idempotencyKey }), 'x-request-id': c.requestId },
   }));
   const start = performance.now();
-  const res = await exchange.send(
+  const [res, secret] = await sendWithCredential(
+    exchange,
+    target,
     {
       origin: target.origin,
       path: target.basePath + target.batchPath!,
@@ -98,7 +123,6 @@ export async function sendBatch(exchange: UpstreamExchange, target: Target, call
   );
   const durationMs = elapsed(start);
   const contentType = res.headers['content-type'];
-  const secret = target.credential?.secret;
   const payload = parseBody(res.body, typeof contentType === 'string' ? contentType : undefined, secret);
   if (res.status < 200 || res.status > 299) {
     // The batch endpoint itself refused: every call gets that answer, as data.

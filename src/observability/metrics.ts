@@ -17,6 +17,12 @@ export class HubMetrics {
     labelNames: ['tenant', 'system', 'outcome'] as const,
     registers: [this.registry],
   });
+  readonly tokenRefreshes = new Counter({
+    name: 'hub_token_refreshes_total',
+    help: 'requests to OAuth2 token endpoints by outcome: ok or failed',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly invokeDuration = new Histogram({
     name: 'hub_invoke_duration_seconds',
     help: 'time of one invoke field in the hub, upstream call included',

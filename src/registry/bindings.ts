@@ -34,18 +34,31 @@ export async function bindSystem(prisma: Prisma, box: SecretBox, input: BindSyst
     if (!system) throw notFound(`System "${systemId}" does not exist.`);
     if (system.mode === 'EXCLUSIVE' && !baseUrl) throw badInput(`System "${systemId}" is EXCLUSIVE: the binding needs the tenant's own baseUrl.`);
     const data = { baseUrl, ...credential, disabled: input.disabled ?? false };
-    return tx.binding.upsert({
+    const binding = await tx.binding.upsert({
       where: { tenantId_systemId: { tenantId, systemId } },
       create: { tenantId, systemId, ...data },
       update: data,
     });
+    await forgetAccessToken(tx, tenantId, systemId);
+    return binding;
   });
+}
+
+// A new credential (even the same client again) starts without the old access token: a token of
+// the previous client must never be sent on behalf of the new one. Runs after the binding row
+// is updated, so it waits for a token refresh that holds that row (src/invoke/oauth2-tokens.ts).
+async function forgetAccessToken(tx: Pick<Prisma, 'oAuthToken'>, tenantId: string, systemId: string) {
+  await tx.oAuthToken.deleteMany({ where: { tenantId, systemId } });
 }
 
 export async function setCredential(prisma: Prisma, box: SecretBox, tenantId: string, systemId: string, input: CredentialInput): Promise<Binding> {
   const credential = sealCredential(box, bindingOwner(tenantId, systemId), input);
-  return prisma.binding
-    .update({ where: { tenantId_systemId: { tenantId, systemId } }, data: credential })
+  return prisma
+    .$transaction(async (tx) => {
+      const binding = await tx.binding.update({ where: { tenantId_systemId: { tenantId, systemId } }, data: credential });
+      await forgetAccessToken(tx, tenantId, systemId);
+      return binding;
+    })
     .catch((e) => translatePrismaError(e, { missing: `System "${systemId}" is not bound to tenant "${tenantId}".` }));
 }
 

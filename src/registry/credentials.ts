@@ -3,7 +3,7 @@ import { badInput } from '../errors.js';
 import type { CredentialKind } from '../generated/prisma/enums.js';
 import { checkHeaderValue, isReservedHeader } from '../invoke/header-rules.js';
 import type { SecretBox } from '../secrets/secret-box.js';
-import { checkHeaderName } from './validate.js';
+import { checkHeaderName, checkTokenUrl } from './validate.js';
 
 export interface CredentialInput {
   kind: CredentialKind;
@@ -34,6 +34,39 @@ export interface CredentialHeader {
 }
 
 export const bindingOwner = (tenantId: string, systemId: string) => `binding:${tenantId}/${systemId}`;
+/** The associated data of a binding's OAuth2 access token (row OAuthToken). */
+export const accessTokenOwner = (tenantId: string, systemId: string) => `oauth2-token:${tenantId}/${systemId}`;
+
+/** What an OAUTH2_CLIENT_CREDENTIALS credential seals: how to obtain access tokens. */
+export interface OAuth2Client {
+  tokenUrl: string;
+  clientId: string;
+  clientSecret: string;
+  scope: string | null;
+}
+
+// RFC 6749 appendix A: client ids and secrets are VSCHARs; a scope is NQCHAR tokens split by spaces.
+const VSCHARS = /^[\x20-\x7e]+$/;
+const SCOPE = /^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/;
+
+function checkOAuth2(input: CredentialInput): OAuth2Client {
+  for (const f of ['tokenUrl', 'clientId', 'clientSecret'] as const) {
+    if (input[f] == null || input[f] === '') throw badInput(`credential.${f} is required for kind OAUTH2_CLIENT_CREDENTIALS.`);
+  }
+  const tokenUrl = checkTokenUrl('credential.tokenUrl', input.tokenUrl!);
+  if (input.clientId!.length > 1024 || !VSCHARS.test(input.clientId!)) {
+    throw badInput('credential.clientId must be 1 to 1024 printable ASCII characters.');
+  }
+  // The message never repeats the secret.
+  if (input.clientSecret!.length > 4096 || !VSCHARS.test(input.clientSecret!)) {
+    throw badInput('credential.clientSecret must be 1 to 4096 printable ASCII characters.');
+  }
+  const scope = input.scope == null || input.scope === '' ? null : input.scope;
+  if (scope !== null && (scope.length > 2048 || !SCOPE.test(scope))) {
+    throw badInput('credential.scope must be scope tokens of printable ASCII (no quote or backslash) separated by single spaces.');
+  }
+  return { tokenUrl, clientId: input.clientId!, clientSecret: input.clientSecret!, scope };
+}
 
 export function sealCredential(box: SecretBox, owner: string, input: CredentialInput | null | undefined, now = new Date()): CredentialColumns {
   const none: CredentialColumns = {
@@ -70,14 +103,25 @@ export function sealCredential(box: SecretBox, owner: string, input: CredentialI
       const sealed = box.seal(JSON.stringify({ token }), owner);
       return { ...none, credentialKind: input.kind, credentialHeaderName: headerName, credentialCiphertext: sealed.ciphertext, credentialKeyId: sealed.keyId };
     }
-    case 'OAUTH2_CLIENT_CREDENTIALS':
-      throw badInput('OAUTH2_CLIENT_CREDENTIALS is not supported yet; use BEARER or HEADER for now.');
+    case 'OAUTH2_CLIENT_CREDENTIALS': {
+      unused(['token', 'headerName']);
+      const sealed = box.seal(JSON.stringify(checkOAuth2(input)), owner);
+      return { ...none, credentialKind: input.kind, credentialCiphertext: sealed.ciphertext, credentialKeyId: sealed.keyId };
+    }
   }
 }
 
-/** Opens a binding's credential into the one header to send, or null for NONE. */
+/** Opens an OAUTH2_CLIENT_CREDENTIALS credential: only the token provider needs it. */
+export function openOAuth2Client(box: SecretBox, owner: string, row: Pick<CredentialColumns, 'credentialCiphertext' | 'credentialKeyId'>): OAuth2Client {
+  return JSON.parse(box.open({ keyId: row.credentialKeyId ?? '', ciphertext: row.credentialCiphertext ?? '' }, owner)) as OAuth2Client;
+}
+
+/**
+ * Opens a binding's credential into the one header to send, or null for NONE and for OAuth2
+ * (whose header holds an access token that the token provider obtains at call time).
+ */
 export function credentialHeader(box: SecretBox, owner: string, row: CredentialColumns): CredentialHeader | null {
-  if (row.credentialKind === 'NONE' || !row.credentialCiphertext || !row.credentialKeyId) return null;
+  if (row.credentialKind === 'NONE' || row.credentialKind === 'OAUTH2_CLIENT_CREDENTIALS' || !row.credentialCiphertext || !row.credentialKeyId) return null;
   const { token } = JSON.parse(box.open({ keyId: row.credentialKeyId, ciphertext: row.credentialCiphertext }, owner)) as { token: string };
   if (row.credentialKind === 'BEARER') return { name: 'authorization', value: `Bearer ${token}`, secret: token };
   return { name: row.credentialHeaderName!.toLowerCase(), value: token, secret: token };

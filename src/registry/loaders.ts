@@ -2,7 +2,7 @@
 // table, results come back in key order, and nothing is cached across requests or tenants.
 import DataLoader from 'dataloader';
 import type { Prisma } from '../db/database.js';
-import type { ApiKey, Binding, Caller, Grant, System, Tenant } from '../generated/prisma/client.js';
+import type { ApiKey, Binding, Caller, Grant, OAuthToken, System, Tenant } from '../generated/prisma/client.js';
 import type { RegistryCache } from './registry-cache.js';
 import { notFound } from '../errors.js';
 
@@ -72,6 +72,13 @@ export function createRegistryLoaders(prisma: Prisma, cache?: RegistryCache) {
         return keys.map((k) => map.get(k) ?? null);
       }),
     ),
+    /** OAuth2 access token state of bindings (admin reads: never cached) */
+    oauthToken: new DataLoader<string, OAuthToken | null>(async (keys) => {
+      const pairs = keys.map((k) => k.split(SEP) as [string, string]);
+      const rows = await prisma.oAuthToken.findMany({ where: { OR: pairs.map(([tenantId, systemId]) => ({ tenantId, systemId })) } });
+      const map = new Map(rows.map((r) => [bindingKey(r.tenantId, r.systemId), r]));
+      return keys.map((k) => map.get(k) ?? null);
+    }),
     grantsOfCaller: new DataLoader<string, Grant[]>(
       throughCache(cache, 'grants:', async (ids) =>
         grouped(ids, await prisma.grant.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (g) => g.callerId),

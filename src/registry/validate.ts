@@ -24,6 +24,18 @@ export function checkName(field: string, value: string): string {
  * fragment. Returned normalised, without a trailing slash, so that `${base}${path}` is exact.
  */
 export function checkBaseUrl(field: string, value: string): string {
+  const url = checkHttpUrl(field, value);
+  const pathname = url.pathname.replace(/\/+$/, '');
+  return `${url.protocol}//${url.host}${pathname}`;
+}
+
+/** An OAuth2 token endpoint: the same rules as a base URL, its path kept as given. */
+export function checkTokenUrl(field: string, value: string): string {
+  const url = checkHttpUrl(field, value);
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+function checkHttpUrl(field: string, value: string): URL {
   if (value.length > 2048) throw badInput(`${field} is longer than 2048 characters.`);
   if (/[\u0000-\u0020\u007f\\]/.test(value)) throw badInput(`${field} must not contain spaces, control characters or backslashes.`);
   let url: URL;
@@ -39,8 +51,7 @@ export function checkBaseUrl(field: string, value: string): string {
   if (url.search || value.includes('?')) throw badInput(`${field} must not have a query string.`);
   if (url.hash || value.includes('#')) throw badInput(`${field} must not have a fragment.`);
   if (!url.hostname) throw badInput(`${field} must name a host.`);
-  const pathname = url.pathname.replace(/\/+$/, '');
-  return `${url.protocol}//${url.host}${pathname}`;
+  return url;
 }
 
 export function checkHeaderName(field: string, value: string): string {

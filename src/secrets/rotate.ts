@@ -1,7 +1,8 @@
 // Re-encrypts every stored credential with the current key. Run after setting a new
 // HUB_ENCRYPTION_KEY with the old one in HUB_ENCRYPTION_PREVIOUS_KEYS; afterwards the old key can go.
 import type { Prisma } from '../db/database.js';
-import { bindingOwner } from '../registry/credentials.js';
+import { idempotencyOwner } from '../invoke/idempotency-store.js';
+import { accessTokenOwner, bindingOwner } from '../registry/credentials.js';
 import type { SecretBox } from './secret-box.js';
 
 export interface Rotation {
@@ -24,6 +25,42 @@ export async function rotateCredentials(prisma: Prisma, box: SecretBox): Promise
         where: { tenantId_systemId: { tenantId: b.tenantId, systemId: b.systemId } },
         data: { credentialCiphertext: sealed.ciphertext, credentialKeyId: sealed.keyId },
       });
+    }
+    // OAuth2 access tokens follow; one that cannot be opened is only a cache: dropped, obtained anew.
+    const tokens = await tx.oAuthToken.findMany({
+      where: { ciphertext: { not: null }, NOT: { keyId: box.keyId } },
+      select: { tenantId: true, systemId: true, ciphertext: true, keyId: true },
+    });
+    for (const t of tokens) {
+      const owner = accessTokenOwner(t.tenantId, t.systemId);
+      const where = { tenantId_systemId: { tenantId: t.tenantId, systemId: t.systemId } };
+      let plain: string;
+      try {
+        plain = box.open({ keyId: t.keyId ?? '', ciphertext: t.ciphertext! }, owner);
+      } catch {
+        await tx.oAuthToken.delete({ where });
+        continue;
+      }
+      const sealed = box.seal(plain, owner);
+      await tx.oAuthToken.update({ where, data: { ciphertext: sealed.ciphertext, keyId: sealed.keyId } });
+    }
+    // Stored idempotent answers too; one that cannot be opened is dropped (the key then runs anew).
+    const answers = await tx.idempotencyRecord.findMany({
+      where: { ciphertext: { not: null }, NOT: { keyId: box.keyId } },
+      select: { callerId: true, key: true, ciphertext: true, keyId: true },
+    });
+    for (const r of answers) {
+      const owner = idempotencyOwner(r.callerId, r.key);
+      const where = { callerId_key: { callerId: r.callerId, key: r.key } };
+      let plain: string;
+      try {
+        plain = box.open({ keyId: r.keyId ?? '', ciphertext: r.ciphertext! }, owner);
+      } catch {
+        await tx.idempotencyRecord.delete({ where });
+        continue;
+      }
+      const sealed = box.seal(plain, owner);
+      await tx.idempotencyRecord.update({ where, data: { ciphertext: sealed.ciphertext, keyId: sealed.keyId } });
     }
     return { rotated: stale.length, keyId: box.keyId };
   }, { timeout: 120_000 });

@@ -131,7 +131,7 @@ describe.each(testDatabases())('secrets on %s', (kind) => {
     await invoke('s-bearer', { path: '/fail-text' });
     // Refused inputs that carry secrets.
     await call(`mutation($c: CredentialInput!) { setCredential(tenantId: "t1", systemId: "s-bearer", credential: $c) { credential { kind } } }`, {
-      c: { kind: 'OAUTH2_CLIENT_CREDENTIALS', tokenUrl: 'https://id.example.com/token', clientId: 'cid', clientSecret: OAUTH_SECRET },
+      c: { kind: 'OAUTH2_CLIENT_CREDENTIALS', tokenUrl: 'https://id.example.com/token?x=1', clientId: 'cid', clientSecret: OAUTH_SECRET },
     });
     await call(`mutation { setCredential(tenantId: "t1", systemId: "s-bearer", credential: { kind: BEARER, token: "${REFUSED_TOKEN}\\r\\nX-Injected: 1" }) { credential { kind } } }`);
     await call(`mutation($c: CredentialInput!) { setCredential(tenantId: "t1", systemId: "s-header", credential: $c) { credential { kind } } }`, {
