@@ -125,6 +125,51 @@ describe.runIf(onPostgres)('cluster on postgres', () => {
       expect((await invokeOn(b, '/later')).status).toBe(401);
     });
 
+    it('shares idempotency results: a repeat through B is answered from what A stored, without a second call', async () => {
+      const keyed = (h: HubProcess, body: unknown) =>
+        h.gql<any>(
+          `mutation($p: InvokeParams!) { invoke(tenantId: "acme", systemId: "crm", params: $p) { status replayed requestId } }`,
+          { p: { method: 'POST', path: '/orders', body, idempotencyKey: 'cluster-order-1' } },
+          admin,
+        );
+      const first = await keyed(a, { n: 1 });
+      expect(first.body.data.invoke).toMatchObject({ status: 200, replayed: false });
+      const again = await keyed(b, { n: 1 });
+      expect(again.body.data.invoke).toMatchObject({ status: 200, replayed: true, requestId: first.body.data.invoke.requestId });
+      expect(upstream.requests.filter((r) => r.headers['idempotency-key'] === 'cluster-order-1')).toHaveLength(1);
+      const other = await keyed(b, { n: 2 });
+      expect(other.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    });
+
+    it('obtains one OAuth2 token for 100 concurrent calls spread over both processes', async () => {
+      let tokenRequests = 0;
+      upstream.route('/token', (_req, res) => {
+        tokenRequests++;
+        // A slow token endpoint: every process has time to ask for one if nothing stops it.
+        setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ access_token: `cluster-at-${tokenRequests}`, token_type: 'Bearer', expires_in: 3600 }));
+        }, 300);
+      });
+      must(await a.gql(`mutation { createSystem(input: { id: "erp", name: "ERP", mode: EXCLUSIVE }) { id } }`, {}, admin));
+      must(
+        await a.gql(
+          `mutation($u: String!, $t: String!) { bindSystem(input: { tenantId: "acme", systemId: "erp", baseUrl: $u,
+             credential: { kind: OAUTH2_CLIENT_CREDENTIALS, tokenUrl: $t, clientId: "hub", clientSecret: "cluster-client-secret" } }) { baseUrl } }`,
+          { u: `${upstream.url}/erp`, t: `${upstream.url}/token` },
+          admin,
+        ),
+      );
+      const before = upstream.requests.filter((r) => r.url.startsWith('/erp')).length;
+      const calls = Array.from({ length: 100 }, (_, i) => (i % 2 ? a : b).gql<any>(INVOKE_QUERY, { t: 'acme', s: 'erp', p: { path: `/c/${i}` } }, admin));
+      const answers = await Promise.all(calls);
+      for (const res of answers) expect(res.body.errors, JSON.stringify(res.body.errors)).toBeUndefined();
+      expect(tokenRequests).toBe(1);
+      const sent = upstream.requests.filter((r) => r.url.startsWith('/erp')).slice(before);
+      expect(sent).toHaveLength(100);
+      expect(new Set(sent.map((r) => r.headers.authorization))).toEqual(new Set(['Bearer cluster-at-1']));
+    });
+
     it('keeps B serving when A is killed with SIGKILL under load, and loses nothing B acknowledged', async () => {
       const issued = must(await a.gql<any>(`mutation { issueApiKey(callerId: "portal") { apiKey } }`, {}, admin));
       callerKey = issued.issueApiKey.apiKey;
