@@ -63,7 +63,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     if (db.kind === 'postgres') {
       changeFeed = await PostgresChangeFeed.start({ url: config.databaseUrl!, prisma: db.prisma, log: log.child('registry'), onChange: () => cache.invalidate() });
     }
-    const audit = new AuditLog(db.prisma, log.child('audit'), { maxBuffered: config.auditBufferMax });
+    const audit = new AuditLog(db.prisma, log.child('audit'), { maxBuffered: config.auditBufferMax, rawInsert: db.kind === 'postgres' });
     const metrics = new HubMetrics({ cache, audit });
     db.onQuery(() => metrics.dbQueries.inc());
     const client = new UpstreamClient({
