@@ -1,4 +1,5 @@
 // npx tsx bench/profile-summary.ts <file.cpuprofile> [top] [lastSeconds]
+// npx tsx bench/profile-summary.ts <file.cpuprofile> --callers <regex>: the heaviest paths into a function
 // Summarises a V8 CPU profile (node --cpu-prof): self and inclusive time per function and per
 // module (package, src file, node internals), as shares of the non-idle samples. lastSeconds keeps
 // only the profile's last seconds (the measured load, without start-up and warm-up).
@@ -105,9 +106,10 @@ export function summarise(file: string, top = 25, lastSeconds?: number): string 
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const [file, top, last] = process.argv.slice(2);
-  if (!file) throw new Error('usage: profile-summary.ts <file.cpuprofile> [top] [lastSeconds]');
-  process.stdout.write(summarise(file, top ? Number(top) : 25, last ? Number(last) : undefined));
+  const [file, a, b] = process.argv.slice(2);
+  if (!file) throw new Error('usage: profile-summary.ts <file.cpuprofile> [top] [lastSeconds] | <file> --callers <regex> [depth]');
+  if (a === '--callers') process.stdout.write(callersOf(file, new RegExp(b ?? '.'), 10));
+  else process.stdout.write(summarise(file, a ? Number(a) : 25, b ? Number(b) : undefined));
 }
 
 /** The heaviest call paths (outermost 'depth' frames above) ending in functions matching pattern. */
