@@ -1,5 +1,4 @@
 // createApp(deps): the Yoga instance with schema, context and plugins. No listening here.
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Authenticator } from './access/authenticator.js';
 import type { HubContext, Services } from './context.js';
@@ -7,6 +6,7 @@ import { createCallDispatcher } from './invoke/call-dispatcher.js';
 import type { UpstreamExchange } from './invoke/exchange.js';
 import { traceOf } from './invoke/traceparent.js';
 import type { Logger } from './log.js';
+import { useBodyLimit } from './plugins/use-body-limit.js';
 import { useDocumentLimits, type DocumentLimitsOptions } from './plugins/use-document-limits.js';
 import { useNoSuggestions } from './plugins/use-no-suggestions.js';
 import { useReadiness } from './plugins/use-readiness.js';
@@ -66,13 +66,15 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
     healthCheckEndpoint: '/healthz',
     landingPage: false,
     // GraphiQL's assets are served by the hub itself: no CDN, so it works in closed networks.
-    renderGraphiQL,
+    // Loaded on first use: the bundle is ~27 MB of heap that a hub serving only API calls never needs.
+    renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
     graphiql: settings.graphiql && {
       title: 'tenant-hub',
       defaultQuery: EXAMPLE_OPERATION,
       headers: JSON.stringify({ Authorization: 'Bearer <your API key>' }),
     },
-    maxRequestBodySize: settings.maxRequestBytes,
+    // Enforced by useBodyLimit below, which streams only bodies without a Content-Length.
+    maxRequestBodySize: false,
     // No file uploads and no operation batching: JSON documents only.
     multipart: false,
     batching: false,
@@ -99,6 +101,7 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
       };
     },
     plugins: [
+      useBodyLimit(settings.maxRequestBytes),
       useSecurityHeaders(),
       useRequestPolicy(),
       useReadiness({ check: deps.isReady }),

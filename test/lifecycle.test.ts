@@ -188,6 +188,9 @@ describe('embedded database', () => {
     const env = { HUB_HOST: '127.0.0.1', HUB_PORT: '0', HUB_DATA_DIR: dataDir, HUB_LOG_LEVEL: 'error' as const };
     const first = await startHub(parseConfig(env), { logSink: () => {} });
     await expect(startHub(parseConfig(env), { logSink: () => {} })).rejects.toThrow(/in use by another hub process/);
+    // The embedded database runs with a 32 MB buffer pool (PostgreSQL's 128 MB default would stay
+    // resident in PGlite's WASM memory).
+    expect(await first.db.prisma.$queryRawUnsafe('SHOW shared_buffers')).toEqual([{ shared_buffers: '32MB' }]);
     await first.close();
     await rm(dataDir, { recursive: true, force: true });
   });

@@ -76,18 +76,21 @@ export function useDocumentLimits(opts: DocumentLimitsOptions = {}): Plugin {
       return false; // one pass over the whole document is enough
     },
   });
+  // Built once: yoga's parser cache answers repeated documents before this parser is reached, and
+  // its validation cache keeps this rule's verdict per document.
+  const parseLimited: typeof parse = (source, options) => {
+    try {
+      return parse(source, { ...options, maxTokens: limits.maxTokens });
+    } catch (error) {
+      if (error instanceof GraphQLError && /token limit|more th\w+ \d+ tokens/i.test(error.message)) {
+        throw badInput(`The document has more than ${limits.maxTokens} tokens.`);
+      }
+      throw error;
+    }
+  };
   return {
     onParse({ setParseFn }) {
-      setParseFn((source, options) => {
-        try {
-          return parse(source, { ...options, maxTokens: limits.maxTokens });
-        } catch (error) {
-          if (error instanceof GraphQLError && /token limit|more th\w+ \d+ tokens/i.test(error.message)) {
-            throw badInput(`The document has more than ${limits.maxTokens} tokens.`);
-          }
-          throw error;
-        }
-      });
+      setParseFn(parseLimited);
     },
     onValidate({ addValidationRule }) {
       addValidationRule(rule);
