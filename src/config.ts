@@ -46,7 +46,7 @@ const envSchema = z.object({
   HUB_RETRY_MAX_DELAY_MS: positive.default(2_000),
   HUB_BREAKER_FAILURES: positive.default(5),
   HUB_BREAKER_OPEN_MS: positive.default(30_000),
-  HUB_MAX_CONCURRENT_PER_DEPLOYMENT: positive.default(64),
+  HUB_MAX_CONCURRENT_PER_DEPLOYMENT: positive.default(256),
   HUB_IDEMPOTENCY_TTL_MS: positive.default(24 * 60 * 60 * 1000),
   HUB_CACHE_STALE_MS: z.coerce.number().int().min(0).default(3_600_000),
   HUB_AUDIT_BUFFER_MAX: positive.default(10_000),
