@@ -45,6 +45,9 @@ const envSchema = z.object({
   HUB_BREAKER_FAILURES: positive.default(5),
   HUB_BREAKER_OPEN_MS: positive.default(30_000),
   HUB_MAX_CONCURRENT_PER_DEPLOYMENT: positive.default(64),
+  HUB_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  HUB_REDIS_PREFIX: z.string().max(64).default('thub:'),
+  HUB_REDIS_TIMEOUT_MS: positive.max(10_000).default(200),
 });
 
 export type LogLevel = z.infer<typeof logLevel>;
@@ -85,6 +88,12 @@ export interface HubConfig {
     /** calls in flight per called origin before new ones are refused at once */
     maxConcurrentPerDeployment: number;
   };
+  /**
+   * Shared limits (invoke quotas, failed-authentication throttle): url undefined keeps them per
+   * process. prefix starts every key; commandTimeoutMs bounds each Redis call before the hub falls
+   * back to its own counters for that call.
+   */
+  redis: { url: string | undefined; prefix: string; commandTimeoutMs: number };
 }
 
 export class ConfigError extends Error {
@@ -124,6 +133,7 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
       breaker: { failureThreshold: e.HUB_BREAKER_FAILURES, openMs: e.HUB_BREAKER_OPEN_MS },
       maxConcurrentPerDeployment: e.HUB_MAX_CONCURRENT_PER_DEPLOYMENT,
     },
+    redis: { url: e.HUB_REDIS_URL, prefix: e.HUB_REDIS_PREFIX, commandTimeoutMs: e.HUB_REDIS_TIMEOUT_MS },
     host: e.HUB_HOST,
     port: e.HUB_PORT,
     databaseUrl: e.DATABASE_URL,

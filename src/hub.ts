@@ -21,6 +21,10 @@ import { loadOrCreateKeyFile } from './secrets/key-file.js';
 import { SecretBox } from './secrets/secret-box.js';
 import { RegistryCache } from './registry/registry-cache.js';
 import { HubMetrics } from './observability/metrics.js';
+import { closeRedis, connectRedis } from './access/redis-connection.js';
+import { fallbackReporter, RedisLimiter } from './access/redis-limiter.js';
+import type { Limiter } from './access/rate-limiter.js';
+import type { Redis } from 'ioredis';
 
 export interface HubOptions {
   /** where log lines go (default stdout) */
@@ -50,6 +54,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, log: log.child('db'), pglite: opts.pglite });
   let draining = false;
   let migrated = false;
+  let redis: Redis | undefined;
   try {
     await db.migrate();
     migrated = true;
@@ -83,10 +88,20 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
         if (retry) metrics.upstreamRetries.inc();
       },
     });
-    const invoker = new InvokeService({ exchange, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics });
+    // Quotas and the failed-authentication throttle: shared by all hub processes through Redis when
+    // HUB_REDIS_URL is set, else (and while Redis does not answer) counted per process.
+    let limiters: { quota?: Limiter; auth?: Limiter } = {};
+    if (config.redis.url) {
+      const limitsLog = log.child('limits');
+      const connection = (redis = await connectRedis({ url: config.redis.url, commandTimeoutMs: config.redis.commandTimeoutMs, log: limitsLog }));
+      const onFallback = fallbackReporter(limitsLog, (limiter) => metrics.limiterFallbacks.inc({ limiter }));
+      const shared = (name: string) => new RedisLimiter(connection, { name, prefix: config.redis.prefix, windowMs: 60_000, onFallback });
+      limiters = { quota: shared('quota'), auth: shared('auth') };
+    }
+    const invoker = new InvokeService({ exchange, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics, quota: limiters.quota });
     const yoga = createApp({
       services: { prisma: db.prisma, box, invoker, audit, cache },
-      authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache),
+      authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache, limiters.auth),
       settings: { graphiql: config.graphiql, introspection: config.introspection, maxRequestBytes: config.maxRequestBytes, limits: config.limits },
       exchange,
       log,
@@ -110,11 +125,13 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
         await stopServer(server, config.shutdownTimeoutMs);
         await audit.close().catch((error: unknown) => log.error('invocation records lost at shutdown', { error, pending: audit.pending }));
         await client.close();
+        if (redis) await closeRedis(redis);
         await db.close();
         log.info('tenant-hub stopped');
       })());
     return { url, port, db, audit, cache, log, generatedAdminKey, close };
   } catch (error) {
+    if (redis) await closeRedis(redis);
     await db.close().catch(() => {});
     throw error;
   }

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { grantCovers } from '../access/grants.js';
-import { RateLimiter } from '../access/rate-limiter.js';
+import { RateLimiter, type Limiter } from '../access/rate-limiter.js';
 import { isAdmin, type Principal } from '../access/principal.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { badInput, forbidden, HubError, notFound } from '../errors.js';
@@ -57,11 +57,14 @@ const clip = (s: string, n: number) => (s.length > n ? s.slice(0, n) : s);
 const storable = (s: unknown, n: number) => clip(JSON.stringify(String(s)).slice(1, -1), n);
 
 export class InvokeService {
-  private readonly quota = new RateLimiter(60_000);
+  private readonly quota: Limiter;
 
   constructor(
-    private readonly deps: { exchange: UpstreamExchange; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number; cache?: RegistryCache; metrics?: HubMetrics },
-  ) {}
+    private readonly deps: { exchange: UpstreamExchange; box: SecretBox; audit: AuditLog; log: Logger; quotaPerMinute: number; cache?: RegistryCache; metrics?: HubMetrics; quota?: Limiter },
+  ) {
+    // invokes per caller per minute: shared through Redis when the hub has it, else this process's own
+    this.quota = deps.quota ?? new RateLimiter(60_000);
+  }
 
   /** Query.invoke: safe methods only, deduplicated and batched within the request. */
   invokeQuery(scope: InvokeScope, args: InvokeArgs): Promise<InvokeResult> {
@@ -137,7 +140,7 @@ export class InvokeService {
     // 1. The request itself: checks that reveal nothing about any tenant or system.
     if (principal.disabled) throw forbidden('This caller is disabled.');
     if (!isAdmin(principal)) {
-      const quota = this.quota.hit(principal.callerId, principal.quotaPerMinute ?? this.deps.quotaPerMinute);
+      const quota = await this.quota.hit(principal.callerId, principal.quotaPerMinute ?? this.deps.quotaPerMinute);
       if (!quota.allowed) {
         throw new HubError('RATE_LIMITED', 'This caller has used its invoke quota for this minute.', { retryAfterMs: quota.retryAfterMs });
       }
