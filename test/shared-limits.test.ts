@@ -3,14 +3,19 @@
 // (documented); with Redis unreachable invokes go on, limited per process, and the fallback is
 // counted. Redis is never skipped: when it does not answer at HUB_TEST_REDIS_URL the suite fails.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, script, startNode, waitForHttp, type Child } from '../bench/processes.js';
 import { RedisLimiter } from '../src/access/redis-limiter.js';
 import { clientFrom, type AddressedClient } from './helpers/attack-kit.js';
 import { RUN_ID, testDatabases, type DbKind } from './helpers/databases.js';
 import { expectData, expectError } from './helpers/registry-snapshot.js';
 import { INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
+import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 import { startTestHub, type GqlResponse, type TestHub } from './helpers/test-hub.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
@@ -151,6 +156,80 @@ describe.runIf(testDatabases().includes('postgres'))('shared limits: two hubs, o
     }
     expect(expectData(await neighbourOnB.gql(VIEWER, {}, { key })).viewer.caller.id).toBe('shared-auth');
   });
+});
+
+// The same promise with real operating-system processes, as deployed: `node src/main.ts` twice.
+describe.runIf(testDatabases().includes('postgres'))('shared limits: two hub processes (src/main.ts)', () => {
+  const adminKey = `test-admin-${randomBytes(24).toString('hex')}`;
+  let up: Upstream;
+  let db: TestDatabase;
+  let dataDir: string;
+  const procs: Child[] = [];
+  const urls: string[] = [];
+
+  /** A minimal TestHub over a child process: what seedExclusive and createCaller use. */
+  const remote = (url: string) => {
+    const gql = async (query: string, variables?: Record<string, unknown>, o: { key?: string | null } = {}) => {
+      const key = o.key === undefined ? adminKey : o.key;
+      const res = await fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+        body: JSON.stringify({ query, variables }),
+      });
+      return { status: res.status, headers: res.headers, body: (await res.json()) as GqlResponse['body'] };
+    };
+    const admin = async (query: string, variables?: Record<string, unknown>) => {
+      const res = await gql(query, variables);
+      if (res.body.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(res.body.errors)}`);
+      return res.body.data as any;
+    };
+    return { url, gql, admin } as unknown as TestHub;
+  };
+
+  beforeAll(async () => {
+    (await requireRedis()).disconnect();
+    up = await startUpstream();
+    db = await createTestDatabase('postgres');
+    dataDir = await mkdtemp(path.join(tmpdir(), 'hub-procs-'));
+    const env = {
+      HUB_HOST: '127.0.0.1',
+      DATABASE_URL: db.url!,
+      HUB_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      HUB_ADMIN_KEY: adminKey,
+      HUB_DATA_DIR: dataDir,
+      HUB_LOG_LEVEL: 'warn',
+      HUB_REDIS_URL: REDIS_URL,
+      HUB_REDIS_PREFIX: freshPrefix(),
+    };
+    for (const name of ['hub-a', 'hub-b']) {
+      const port = await freePort();
+      const child = startNode(name, script('src', 'main.ts'), { env: { ...env, HUB_PORT: String(port) } });
+      procs.push(child);
+      urls.push(`http://127.0.0.1:${port}`);
+      await waitForHttp(child, `http://127.0.0.1:${port}/readyz`, 60_000);
+    }
+  }, 150_000);
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await db?.drop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await up?.close();
+  });
+
+  it('a quota spent on process A is seen by process B, and both drain cleanly on SIGTERM', async () => {
+    const [a, b] = urls.map(remote) as [TestHub, TestHub];
+    await seedExclusive(a, { tenantId: 'acme', systemId: 'crm', baseUrl: `${up.url}/crm` });
+    const key = await createCaller(a, 'procs-q', 5);
+    for (let i = 1; i <= 3; i++) ok(await invoke(a, key, `/procs-q/a${i}`));
+    for (let i = 1; i <= 2; i++) ok(await invoke(b, key, `/procs-q/b${i}`));
+    expectLimited(await invoke(b, key, '/procs-q/b6'));
+    expectLimited(await invoke(a, key, '/procs-q/a6'));
+    expect(up.requests.filter((r) => r.url.startsWith('/crm/procs-q/'))).toHaveLength(5);
+    for (const p of procs) {
+      await p.stop();
+      expect(p.proc.exitCode, p.output()).toBe(0);
+    }
+  }, 60_000);
 });
 
 describe.runIf(testDatabases().includes('postgres'))('limits without HUB_REDIS_URL: per process (documented)', () => {
