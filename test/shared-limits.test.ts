@@ -2,6 +2,7 @@
 // quotas and failed authentications together; without HUB_REDIS_URL each process counts its own
 // (documented); with Redis unreachable invokes go on, limited per process, and the fallback is
 // counted. Redis is never skipped: when it does not answer at HUB_TEST_REDIS_URL the suite fails.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -11,7 +12,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, script, startNode, waitForHttp, type Child } from '../bench/processes.js';
 import { RedisLimiter } from '../src/access/redis-limiter.js';
-import { clientFrom, type AddressedClient } from './helpers/attack-kit.js';
+import { parseConfig } from '../src/config.js';
+import { clientFrom, waitFor, type AddressedClient } from './helpers/attack-kit.js';
 import { RUN_ID, testDatabases, type DbKind } from './helpers/databases.js';
 import { expectData, expectError } from './helpers/registry-snapshot.js';
 import { INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
@@ -339,5 +341,81 @@ describe('RedisLimiter on a real Redis', () => {
     expect(refused.retryAfterMs).toBeLessThanOrEqual(300);
     await new Promise((resolve) => setTimeout(resolve, refused.retryAfterMs + 50));
     expect((await limiter.hit('10.0.0.1', 1)).allowed).toBe(true);
+  });
+});
+
+// A Redis that goes away and comes back while the hub runs: a private redis-server on its own port
+// (the shared one is not ours to stop). Needs the redis-server program, as CI has.
+const hasRedisServer = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+
+describe.runIf(hasRedisServer)('a Redis outage while the hub runs', () => {
+  let up: Upstream;
+  let hub: TestHub;
+  let port: number;
+  let server: ChildProcess | undefined;
+
+  async function startRedisServer() {
+    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const probe = new Redis(`redis://127.0.0.1:${port}`, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => {});
+    await waitFor('redis-server up', () => probe.connect().then(() => true, () => false), 10_000, 100);
+    probe.disconnect();
+  }
+  async function stopRedisServer() {
+    const s = server;
+    server = undefined;
+    if (!s || s.exitCode !== null) return;
+    const exited = new Promise((resolve) => s.once('exit', resolve));
+    s.kill('SIGKILL');
+    await exited;
+  }
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    port = await closedPort();
+    await startRedisServer();
+    hub = await startTestHub(testDatabases()[0]!, {
+      env: { HUB_REDIS_URL: `redis://127.0.0.1:${port}`, HUB_REDIS_PREFIX: freshPrefix(), HUB_QUOTA_PER_MINUTE: '1000' },
+    });
+    await seedExclusive(hub, { tenantId: 'acme', systemId: 'crm', baseUrl: `${up.url}/crm` });
+  });
+  afterAll(async () => {
+    await hub?.close();
+    await stopRedisServer();
+    await up?.close();
+  });
+
+  it('shared before, per process during the outage (counted), shared again once Redis is back', async () => {
+    const fallbacks = () => metric(hub, 'hub_limiter_fallbacks_total{limiter="quota"}');
+    const key = await createCaller(hub, 'outage-q', 3);
+    ok(await invoke(hub, key, '/outage-q/1'));
+    ok(await invoke(hub, key, '/outage-q/2'));
+    expect(await fallbacks()).toBe(0);
+
+    await stopRedisServer();
+    // The process's own counters start from zero: the documented cost of staying available.
+    for (let i = 3; i <= 5; i++) ok(await invoke(hub, key, `/outage-q/${i}`));
+    expectLimited(await invoke(hub, key, '/outage-q/6'));
+    expect(await fallbacks()).toBe(4);
+    expect(hub.logs.some((l) => l.includes('redis did not answer'))).toBe(true);
+
+    await startRedisServer(); // empty: no persistence
+    await waitFor('the hub reconnected', () => hub.logs.some((l) => l.includes('limits are shared again')), 15_000, 100);
+    for (let i = 7; i <= 9; i++) ok(await invoke(hub, key, `/outage-q/${i}`));
+    expectLimited(await invoke(hub, key, '/outage-q/10'));
+    expect(await fallbacks()).toBe(4);
+  }, 60_000);
+});
+
+describe('Redis settings', () => {
+  it('HUB_REDIS_URL must be redis:// or rediss://; prefix and timeout have defaults', () => {
+    expect(() => parseConfig({ HUB_REDIS_URL: 'http://127.0.0.1:6379' })).toThrow(/HUB_REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/);
+    expect(() => parseConfig({ HUB_REDIS_TIMEOUT_MS: '0' })).toThrow(/HUB_REDIS_TIMEOUT_MS/);
+    expect(parseConfig({}).redis).toEqual({ url: undefined, prefix: 'thub:', commandTimeoutMs: 200 });
+    expect(parseConfig({ HUB_REDIS_URL: 'rediss://:pw@redis.internal:6380/2', HUB_REDIS_PREFIX: 'hub-eu:' }).redis).toEqual({
+      url: 'rediss://:pw@redis.internal:6380/2',
+      prefix: 'hub-eu:',
+      commandTimeoutMs: 200,
+    });
   });
 });

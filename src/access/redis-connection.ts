@@ -29,14 +29,19 @@ export async function connectRedis({ url, commandTimeoutMs, log, connectWaitMs =
   // Each failed reconnect emits an error: log one line per period, not one per attempt. The URL
   // (which may hold a password) is never logged; ioredis's messages name only host and port.
   let lastLogged = 0;
+  let lost = false;
   redis.on('error', (error: Error) => {
     const now = Date.now();
     if (now - lastLogged < LOG_EVERY_MS) return;
     lastLogged = now;
     log.warn('redis connection failed; limits are per process until it is back', { error });
   });
+  redis.on('close', () => {
+    if (redis.status !== 'end') lost = true;
+  });
   redis.on('ready', () => {
-    if (lastLogged) log.info('redis connection ready; limits are shared again');
+    if (lost) log.info('redis connection ready; limits are shared again');
+    lost = false;
     lastLogged = 0;
   });
   // Start-up waits a moment for the first connection so the first requests already share limits;
