@@ -76,8 +76,9 @@ export class RedisLimiter implements Limiter {
     }
   }
 
-  // Keys carry client data (a client address, a caller id): hashed, so no one can shape a key or
-  // read identities out of Redis.
+  // Keys carry client data (a client address, a caller id): hashed, so a key has one shape whatever
+  // a client sends, and Redis holds no address or caller id in clear (an unkeyed hash: it hides,
+  // it does not protect a small space such as IPv4 addresses from being tried).
   private keyOf(key: string): string {
     return `${this.opts.prefix}${this.opts.name}:${createHash('sha256').update(key).digest('base64url').slice(0, 32)}`;
   }
