@@ -54,6 +54,9 @@ const envSchema = z.object({
   HUB_OAUTH_COOLDOWN_MS: z.coerce.number().int().min(0).default(1_000),
   HUB_OAUTH_COOLDOWN_MAX_MS: z.coerce.number().int().min(0).default(60_000),
   HUB_OAUTH_DEFAULT_EXPIRES_IN: positive.default(3600),
+  HUB_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  HUB_REDIS_PREFIX: z.string().max(64).default('thub:'),
+  HUB_REDIS_TIMEOUT_MS: positive.max(10_000).default(200),
 });
 
 export type LogLevel = z.infer<typeof logLevel>;
@@ -115,6 +118,12 @@ export interface HubConfig {
     /** lifetime assumed when the token endpoint gives no expires_in, in seconds */
     defaultExpiresInS: number;
   };
+  /**
+   * Shared limits (invoke quotas, failed-authentication throttle): url undefined keeps them per
+   * process. prefix starts every key; commandTimeoutMs bounds each Redis call before the hub falls
+   * back to its own counters for that call.
+   */
+  redis: { url: string | undefined; prefix: string; commandTimeoutMs: number };
 }
 
 export class ConfigError extends Error {
@@ -162,6 +171,7 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
       cooldownMaxMs: Math.max(e.HUB_OAUTH_COOLDOWN_MAX_MS, e.HUB_OAUTH_COOLDOWN_MS),
       defaultExpiresInS: e.HUB_OAUTH_DEFAULT_EXPIRES_IN,
     },
+    redis: { url: e.HUB_REDIS_URL, prefix: e.HUB_REDIS_PREFIX, commandTimeoutMs: e.HUB_REDIS_TIMEOUT_MS },
     host: e.HUB_HOST,
     port: e.HUB_PORT,
     databaseUrl: e.DATABASE_URL,

@@ -24,6 +24,10 @@ import { SecretBox } from './secrets/secret-box.js';
 import { RegistryCache } from './registry/registry-cache.js';
 import { noChangeFeed, PostgresChangeFeed, type ChangeFeed } from './registry/change-feed.js';
 import { HubMetrics } from './observability/metrics.js';
+import { closeRedis, connectRedis } from './access/redis-connection.js';
+import { fallbackReporter, RedisLimiter } from './access/redis-limiter.js';
+import type { Limiter } from './access/rate-limiter.js';
+import type { Redis } from 'ioredis';
 
 export interface HubOptions {
   /** where log lines go (default stdout) */
@@ -54,6 +58,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
   let draining = false;
   let migrated = false;
   let changeFeed: ChangeFeed = noChangeFeed;
+  let redis: Redis | undefined;
   try {
     await db.migrate();
     migrated = true;
@@ -90,12 +95,22 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
         if (retry) metrics.upstreamRetries.inc();
       },
     });
+    // Quotas and the failed-authentication throttle: shared by all hub processes through Redis when
+    // HUB_REDIS_URL is set, else (and while Redis does not answer) counted per process.
+    let limiters: { quota?: Limiter; auth?: Limiter } = {};
+    if (config.redis.url) {
+      const limitsLog = log.child('limits');
+      const connection = (redis = await connectRedis({ url: config.redis.url, commandTimeoutMs: config.redis.commandTimeoutMs, log: limitsLog }));
+      const onFallback = fallbackReporter(limitsLog, (limiter) => metrics.limiterFallbacks.inc({ limiter }));
+      const shared = (name: string) => new RedisLimiter(connection, { name, prefix: config.redis.prefix, windowMs: 60_000, onFallback });
+      limiters = { quota: shared('quota'), auth: shared('auth') };
+    }
     const idempotency = new IdempotencyStore({ prisma: db.prisma, box, log: log.child('idempotency'), ttlMs: config.idempotencyTtlMs });
     const tokens = new OAuth2Tokens({ prisma: db.prisma, kind: db.kind, box, client, log: log.child('oauth2'), settings: config.oauth2, metrics });
-    const invoker = new InvokeService({ exchange, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics, idempotency, tokens });
+    const invoker = new InvokeService({ exchange, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics, idempotency, tokens, quota: limiters.quota });
     const yoga = createApp({
       services: { prisma: db.prisma, box, invoker, audit, cache },
-      authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache),
+      authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache, limiters.auth),
       settings: { graphiql: config.graphiql, introspection: config.introspection, maxRequestBytes: config.maxRequestBytes, limits: config.limits },
       exchange,
       changeFeed,
@@ -123,12 +138,14 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
         await audit.close().catch((error: unknown) => log.error('invocation records lost at shutdown', { error, pending: audit.pending }));
         await client.close();
         await changeFeed.close();
+        if (redis) await closeRedis(redis);
         await db.close();
         log.info('tenant-hub stopped');
       })());
     return { url, port, db, audit, cache, log, generatedAdminKey, close };
   } catch (error) {
     await changeFeed.close();
+    if (redis) await closeRedis(redis);
     await db.close().catch(() => {});
     throw error;
   }

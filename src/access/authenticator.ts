@@ -4,7 +4,7 @@ import type { Prisma } from '../db/database.js';
 import type { Logger } from '../log.js';
 import { hashApiKey, KEY_PREFIX } from './api-keys.js';
 import type { Principal } from './principal.js';
-import { RateLimiter } from './rate-limiter.js';
+import { RateLimiter, type Limiter } from './rate-limiter.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 
 // lastUsedAt is informational: one write per key per minute at most, never on the request's path.
@@ -13,8 +13,6 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 export class Authenticator {
   private readonly lastWritten = new Map<string, number>();
 
-  private readonly failures = new RateLimiter(60_000);
-
   constructor(
     private readonly prisma: Prisma,
     private readonly log: Logger,
@@ -22,6 +20,8 @@ export class Authenticator {
     private readonly failuresPerMinute = 20,
     /** keys (and known-unknown keys) are served from here on warm requests */
     private readonly cache?: RegistryCache,
+    /** failed attempts per client address: shared through Redis when the hub has it */
+    private readonly failures: Limiter = new RateLimiter(60_000),
   ) {}
 
   /**
@@ -29,7 +29,7 @@ export class Authenticator {
    *   RATE_LIMITED (valid keys included, so guessing learns nothing) while other clients go on.
    */
   async authenticate(authorization: string | null, client = 'unknown'): Promise<Principal> {
-    const blocked = this.failures.check(client, this.failuresPerMinute);
+    const blocked = await this.failures.check(client, this.failuresPerMinute);
     if (!blocked.allowed) {
       throw new HubError('RATE_LIMITED', 'Too many failed authentications from this client; retry later.', {
         retryAfterMs: blocked.retryAfterMs,
@@ -40,7 +40,7 @@ export class Authenticator {
       return await this.verify(authorization);
     } catch (error) {
       if (error instanceof HubError && error.code === 'UNAUTHENTICATED') {
-        this.failures.hit(client, Number.POSITIVE_INFINITY);
+        await this.failures.hit(client, Number.POSITIVE_INFINITY);
         this.log.warn('authentication failed', { client });
       }
       throw error;

@@ -1,5 +1,6 @@
 // Fixed-window counters in memory, one per key (a caller, a client address). Bounded: at most
-// maxKeys windows are kept; the oldest are dropped first.
+// maxKeys windows are kept; the oldest are dropped first. Per process: with HUB_REDIS_URL the hub
+// uses RedisLimiter (redis-limiter.ts) instead, and this one only while Redis does not answer.
 
 export interface Verdict {
   allowed: boolean;
@@ -7,7 +8,18 @@ export interface Verdict {
   retryAfterMs: number;
 }
 
-export class RateLimiter {
+/**
+ * Counts events per key in fixed windows. The in-memory limiter answers at once; the Redis one
+ * after a round trip, so callers always `await` the verdict.
+ */
+export interface Limiter {
+  /** Counts one event for key against limit (an event over the limit is refused and not counted). */
+  hit(key: string, limit: number): Verdict | Promise<Verdict>;
+  /** Is key over limit, without counting? */
+  check(key: string, limit: number): Verdict | Promise<Verdict>;
+}
+
+export class RateLimiter implements Limiter {
   private readonly windows = new Map<string, { start: number; count: number }>();
 
   constructor(

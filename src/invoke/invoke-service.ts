@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { grantCovers } from '../access/grants.js';
-import { RateLimiter } from '../access/rate-limiter.js';
+import { RateLimiter, type Limiter } from '../access/rate-limiter.js';
 import { isAdmin, type Principal } from '../access/principal.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { badInput, forbidden, HubError, notFound } from '../errors.js';
@@ -59,7 +59,7 @@ const clip = (s: string, n: number) => (s.length > n ? s.slice(0, n) : s);
 const storable = (s: unknown, n: number) => clip(JSON.stringify(String(s)).slice(1, -1), n);
 
 export class InvokeService {
-  private readonly quota = new RateLimiter(60_000);
+  private readonly quota: Limiter;
 
   constructor(
     private readonly deps: {
@@ -73,8 +73,13 @@ export class InvokeService {
       idempotency?: IdempotencyStore;
       /** access tokens of OAuth2 bindings */
       tokens?: OAuth2Tokens;
+      /** invokes per caller per minute: shared through Redis when the hub has it */
+      quota?: Limiter;
     },
-  ) {}
+  ) {
+    // without a shared limiter, this process's own counters
+    this.quota = deps.quota ?? new RateLimiter(60_000);
+  }
 
   /** Query.invoke: safe methods only, deduplicated and batched within the request. */
   invokeQuery(scope: InvokeScope, args: InvokeArgs): Promise<InvokeResult> {
@@ -160,7 +165,7 @@ export class InvokeService {
     // 1. The request itself: checks that reveal nothing about any tenant or system.
     if (principal.disabled) throw forbidden('This caller is disabled.');
     if (!isAdmin(principal)) {
-      const quota = this.quota.hit(principal.callerId, principal.quotaPerMinute ?? this.deps.quotaPerMinute);
+      const quota = await this.quota.hit(principal.callerId, principal.quotaPerMinute ?? this.deps.quotaPerMinute);
       if (!quota.allowed) {
         throw new HubError('RATE_LIMITED', 'This caller has used its invoke quota for this minute.', { retryAfterMs: quota.retryAfterMs });
       }

@@ -35,6 +35,12 @@ export class HubMetrics {
     buckets: SECONDS,
     registers: [this.registry],
   });
+  readonly limiterFallbacks = new Counter({
+    name: 'hub_limiter_fallbacks_total',
+    help: 'limit verdicts taken in this process because Redis (HUB_REDIS_URL) did not answer, by limiter: quota or auth',
+    labelNames: ['limiter'] as const,
+    registers: [this.registry],
+  });
   readonly upstreamRetries = new Counter({ name: 'hub_upstream_retries_total', help: 'HTTP requests sent again after a retryable failure', registers: [this.registry] });
 
   readonly auditRefusals = new Counter({
