@@ -106,7 +106,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
       limiters = { quota: shared('quota'), auth: shared('auth') };
     }
     const idempotency = new IdempotencyStore({ prisma: db.prisma, box, log: log.child('idempotency'), ttlMs: config.idempotencyTtlMs });
-    const tokens = new OAuth2Tokens({ prisma: db.prisma, kind: db.kind, box, client, log: log.child('oauth2'), settings: config.oauth2, metrics });
+    const tokens = new OAuth2Tokens({ prisma: db.prisma, kind: db.kind, box, client, log: log.child('oauth2'), settings: config.oauth2, metrics, poolSize: config.dbPoolSize });
     const invoker = new InvokeService({ exchange, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics, idempotency, tokens, quota: limiters.quota });
     const yoga = createApp({
       services: { prisma: db.prisma, box, invoker, audit, cache },

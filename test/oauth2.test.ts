@@ -241,6 +241,23 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
     expect(issued.get(t1)! > Date.now()).toBe(true); // the old one had not expired yet
   });
 
+  it('renews a token that is due but still valid in the background: the call does not wait for a slow endpoint', async () => {
+    // A 4 s token is due after 2 s (half its lifetime); the endpoint takes 1.5 s to answer.
+    await bindOAuth2('s-background', { script: { mode: 'ok', firstExpiresIn: 4, expiresIn: 3600, delayMs: 1500 } });
+    await invoke('s-background');
+    const t1 = bearerOf(apiCalls('s-background')[0]!);
+    await sleep(2_200);
+    const started = Date.now();
+    const due = await invoke('s-background');
+    expect(due.body.data.invoke.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(1_000); // did not wait for the 1.5 s token request
+    expect(bearerOf(apiCalls('s-background')[1]!)).toBe(t1);
+    await sleep(1_800);
+    await invoke('s-background');
+    expect(tokenCalls('s-background')).toHaveLength(2);
+    expect(bearerOf(apiCalls('s-background')[2]!)).not.toBe(t1);
+  });
+
   it('a 401 after the token was revoked: one refresh and one retry, shared by concurrent calls', async () => {
     await bindOAuth2('s-revoked');
     await invoke('s-revoked');
@@ -266,10 +283,17 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
     const [a, b] = apiCalls('s-deny').map(bearerOf);
     expect(a).not.toBe(b);
 
+    // Within the pause after a 401 renewal, another 401 renews nothing: the answer stands, the
+    // endpoint is not asked again (a system that rejects good tokens cannot flood it).
     const second = await invoke('s-deny', { path: '/deny' });
     expect(second.body.data.invoke.status).toBe(401);
+    expect(tokenCalls('s-deny')).toHaveLength(2);
+    expect(apiCalls('s-deny')).toHaveLength(3);
+    await sleep(5_100);
+    const third = await invoke('s-deny', { path: '/deny' });
+    expect(third.body.data.invoke.status).toBe(401);
     expect(tokenCalls('s-deny')).toHaveLength(3);
-    expect(apiCalls('s-deny')).toHaveLength(4);
+    expect(apiCalls('s-deny')).toHaveLength(5);
   });
 
   it('a failing token endpoint: UPSTREAM_AUTH_FAILED, a cooldown honoured across restarts, a visible state; then recovery', async () => {

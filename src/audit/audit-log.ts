@@ -11,7 +11,7 @@
 import type { Prisma } from '../db/database.js';
 import type { Logger } from '../log.js';
 import { chainHash, GENESIS, type InvocationEntry } from './chain.js';
-import { isDatabaseUnavailable } from '../utils/database-errors.js';
+import { isDatabaseTransient } from '../utils/database-errors.js';
 
 const CHAIN_LOCK = 72_470_003;
 
@@ -34,7 +34,10 @@ export interface AuditLogOptions {
 
 // Column order of the raw insert; each array is cast to the column's type in SQL.
 const RAW_INSERT = `INSERT INTO "Invocation" ("id", "createdAt", "callerId", "tenantId", "systemId", "method", "path", "status", "code", "durationMs", "requestId", "prevHash", "hash")
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::"HttpMethod"[], $7::text[], $8::int[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[])`;
+SELECT "id", "createdAt", "callerId", "tenantId", "systemId", "method", "path", "status", "code", "durationMs", "requestId", "prevHash", "hash"
+FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::"HttpMethod"[], $7::text[], $8::int[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[])
+  WITH ORDINALITY AS r("id", "createdAt", "callerId", "tenantId", "systemId", "method", "path", "status", "code", "durationMs", "requestId", "prevHash", "hash", "n")
+ORDER BY "n"`; // seq follows the chain's order
 
 export class AuditLog {
   private queue: InvocationEntry[] = [];
@@ -62,6 +65,7 @@ export class AuditLog {
   }
 
   private readonly rawInsert: boolean;
+  private closed = false;
 
   get pending(): number {
     return this.queue.length;
@@ -73,6 +77,12 @@ export class AuditLog {
   }
 
   record(entry: InvocationEntry): void {
+    if (this.closed) {
+      // A call that outlived the shutdown timeout: its record can no longer be written; keep it here.
+      this.stats.unbuffered++;
+      this.log.error('invocation record not buffered (audit log closed at shutdown); kept here', { record: entry });
+      return;
+    }
     if (this.queue.length >= 2 * this.maxBuffered) {
       this.stats.unbuffered++;
       this.log.error('invocation record not buffered (audit buffer full, database unreachable); kept here', { record: entry });
@@ -123,7 +133,7 @@ export class AuditLog {
       await this.insertChained(batch);
       this.queue.splice(0, batch.length);
     } catch (error) {
-      if (isDatabaseUnavailable(error)) {
+      if (isDatabaseTransient(error)) {
         // Once per outage, not once per retry.
         if (!this.failing) this.log.error('writing invocation records failed; they stay queued and are retried', { error, queued: this.queue.length });
         this.failing = true;
@@ -135,7 +145,7 @@ export class AuditLog {
         try {
           await this.insertChained([entry]);
         } catch (single) {
-          if (isDatabaseUnavailable(single)) throw single;
+          if (isDatabaseTransient(single)) throw single;
           this.log.error('an invocation record was refused by the database; kept here', { error: single, record: entry });
         }
         this.queue.shift();
@@ -175,13 +185,21 @@ export class AuditLog {
         column((r) => r.prevHash),
         column((r) => r.hash),
       );
-    });
+    }, { maxWait: 10_000, timeout: 30_000 }); // waits on other writers or a busy pool pass; the records stay queued meanwhile
   }
 
 
   /** Stops the timer and writes everything still queued. */
   async close(): Promise<void> {
-    await this.flush();
-    clearTimeout(this.timer);
+    try {
+      await this.flush();
+    } catch (error) {
+      // The last chance to keep them: every record still queued goes to the error log.
+      for (const record of this.queue) this.log.error('invocation record not written at shutdown; kept here', { record });
+      throw error;
+    } finally {
+      this.closed = true;
+      clearTimeout(this.timer);
+    }
   }
 }

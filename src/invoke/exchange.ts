@@ -43,6 +43,12 @@ export class UpstreamExchange {
     };
     try {
       for (let attempt = 0; ; attempt++) {
+        // Time spent before the exchange (a token request) may have used the deadline: send nothing
+        // then, and do not count it against the deployment.
+        if (opts.deadline - performance.now() <= 0) {
+          if (attempt === 0) throw new HubError('UPSTREAM_TIMEOUT', `The called system did not answer within ${req.timeoutMs} ms.`);
+          return outcome();
+        }
         let pass;
         try {
           pass = breakers.acquire(req.origin);

@@ -76,6 +76,11 @@ interface TokenColumns {
 /** A token endpoint failure; reason is in the hub's words (never the endpoint's body). */
 class TokenEndpointError extends Error {}
 
+/** A 401 renews a binding's token at most once per this pause. */
+const REJECTED_RENEWAL_PAUSE_MS = 5_000;
+/** expires_in outside this range (seconds) is an invalid answer: 0 would mean a refresh per call. */
+const EXPIRES_IN_RANGE = { min: 1, max: 10 * 365 * 24 * 3600 };
+
 // pg_advisory_xact_lock(class, key): the class keeps these locks apart from the hub's other ones.
 const LOCK_CLASS = 72_470_010;
 const lockKey = (tenantId: string, systemId: string) => createHash('sha256').update(bindingKey(tenantId, systemId)).digest().readInt32BE(0);
@@ -83,6 +88,12 @@ const lockKey = (tenantId: string, systemId: string) => createHash('sha256').upd
 export class OAuth2Tokens {
   private readonly states = new Map<string, TokenState>();
   private readonly inflight = new Map<string, Promise<TokenState>>();
+  /** the token a 401 last renewed a binding's token to, and when (one entry per OAuth2 binding used) */
+  private readonly renewedOnRejection = new Map<string, { token: string; at: number }>();
+  /** PostgreSQL refreshes hold a pool connection across the token request: at most this many at once */
+  private readonly maxLocked: number;
+  private locked = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(
     private readonly deps: {
@@ -94,8 +105,12 @@ export class OAuth2Tokens {
       log: Logger;
       settings: OAuth2Settings;
       metrics?: HubMetrics;
+      /** the database pool's size: refreshes may take at most half of it (default 10) */
+      poolSize?: number;
     },
-  ) {}
+  ) {
+    this.maxLocked = Math.max(1, Math.floor((deps.poolSize ?? 10) / 2));
+  }
 
   /** The token source a resolved target carries. */
   source(target: OAuth2Target): TokenSource {
@@ -107,14 +122,31 @@ export class OAuth2Tokens {
     const began = Date.now();
     const known = this.states.get(key);
     if (known && known.version === target.version) {
-      if (known.token && known.token !== opts.rejected && began < this.refreshAt(known)) return bearer(known.token);
+      if (known.token && known.token !== opts.rejected && began < known.expiresAt) {
+        // Due for renewal but still valid: renew in the background and answer with the token we
+        // have, so a slow token endpoint never holds up (or times out) a call that needs no wait.
+        if (began >= this.refreshAt(known) && began >= known.cooldownUntil) {
+          this.obtain(key, target, undefined, began).catch((error: unknown) =>
+            this.deps.log.warn('background token refresh failed', { tenantId: target.tenantId, systemId: target.systemId, error }),
+          );
+        }
+        return bearer(known.token);
+      }
       if (began < known.cooldownUntil) {
         if (usable(known, began, opts.rejected)) return bearer(known.token!);
         throw this.failure(target, known, began);
       }
+      // A 401 renews the token at most once per pause: a called system that rejects good tokens
+      // (wrong audience or scope) would otherwise make every call ask the endpoint again. Within
+      // the pause the retry carries the same token and its 401 stands.
+      const renewed = this.renewedOnRejection.get(key);
+      if (opts.rejected && renewed?.token === opts.rejected && began < known.expiresAt && began - renewed.at < REJECTED_RENEWAL_PAUSE_MS) {
+        return bearer(opts.rejected);
+      }
     }
     const state = await this.obtain(key, target, opts.rejected, began);
     const now = Date.now();
+    if (opts.rejected && state.token && state.token !== opts.rejected) this.renewedOnRejection.set(key, { token: state.token, at: now });
     // A token refreshed during this call is taken even if it equals the rejected one (some
     // endpoints hand out the same token until it expires): the retry's answer then stands.
     if (usable(state, now, opts.rejected) || (state.token && now < state.expiresAt && state.refreshedAt >= began)) return bearer(state.token!);
@@ -147,6 +179,10 @@ export class OAuth2Tokens {
     if (kind === 'pglite') return this.refreshWith(prisma, target, rejected, false);
     // The lock is held across the token request: bound the wait for it and the transaction.
     const lockWaitMs = target.timeoutMs + 10_000;
+    // Many bindings refreshing at once (one identity provider hanging) must not take every pool
+    // connection from audit writes, lookups and /readyz.
+    while (this.locked >= this.maxLocked) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.locked++;
     try {
       return await prisma.$transaction(
         async (tx) => {
@@ -161,6 +197,9 @@ export class OAuth2Tokens {
         throw new HubError('UPSTREAM_AUTH_FAILED', `Another hub process is still refreshing the token of system "${target.systemId}" for tenant "${target.tenantId}"; retry.`);
       }
       throw error;
+    } finally {
+      this.locked--;
+      this.waiting.shift()?.();
     }
   }
 
@@ -263,7 +302,9 @@ export class OAuth2Tokens {
     let expiresInS = this.deps.settings.defaultExpiresInS;
     if (expiresIn !== undefined && expiresIn !== null) {
       const n = typeof expiresIn === 'string' && expiresIn.trim() !== '' ? Number(expiresIn) : expiresIn;
-      if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new TokenEndpointError('token endpoint answered an invalid expires_in');
+      if (typeof n !== 'number' || !Number.isFinite(n) || n < EXPIRES_IN_RANGE.min || n > EXPIRES_IN_RANGE.max) {
+        throw new TokenEndpointError('token endpoint answered an invalid expires_in');
+      }
       expiresInS = n;
     }
     return { token, expiresInS };

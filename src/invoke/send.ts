@@ -59,6 +59,7 @@ async function sendWithCredential(
   if (res.status !== 401) return [res, first.secret];
   // The 401 retry is a new credential, not a repeat: it is sent whatever the method.
   const second = await target.oauth2.header({ rejected: first.secret });
+  if (second.secret === first.secret) return [res, first.secret]; // not renewed (just obtained): the 401 stands
   return [await exchange.send({ ...req, headers: { ...req.headers, [second.name]: second.value } }, opts), second.secret];
 }
 

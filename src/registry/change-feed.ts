@@ -9,6 +9,7 @@ import type { Prisma } from '../db/database.js';
 import type { Logger } from '../log.js';
 
 export const REGISTRY_CHANNEL = 'tenant_hub_registry';
+const PING_MS = 15_000;
 
 export interface ChangeFeed {
   /** Tells the other processes that the registry changed (after the change committed). */
@@ -35,6 +36,7 @@ export class PostgresChangeFeed implements ChangeFeed {
   private closed = false;
   private retryMs: number;
   private timer: NodeJS.Timeout | undefined;
+  private pinger: NodeJS.Timeout | undefined;
 
   private constructor(private readonly opts: PostgresChangeFeedOptions) {
     this.retryMs = opts.reconnectMs ?? 500;
@@ -54,13 +56,16 @@ export class PostgresChangeFeed implements ChangeFeed {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    clearInterval(this.pinger);
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => {});
   }
 
   private async connect(resync: boolean): Promise<void> {
-    const client = new pg.Client({ connectionString: this.opts.url, keepAlive: true });
+    // A connection that dies silently (a NAT or a failover without a reset) must be noticed fast:
+    // short TCP keepalives, a connect timeout, and a ping every PING_MS.
+    const client = new pg.Client({ connectionString: this.opts.url, keepAlive: true, keepAliveInitialDelayMillis: 5_000, connectionTimeoutMillis: 5_000 });
     client.on('notification', (n) => {
       if (n.channel === REGISTRY_CHANNEL && n.payload !== this.origin) this.opts.onChange();
     });
@@ -79,6 +84,17 @@ export class PostgresChangeFeed implements ChangeFeed {
     }
     this.client = client;
     this.retryMs = this.opts.reconnectMs ?? 500;
+    this.pinger = setInterval(() => {
+      const timeout = setTimeout(() => this.lost(client, new Error('registry change feed ping timed out')), PING_MS);
+      client.query('SELECT 1').then(
+        () => clearTimeout(timeout),
+        (error: unknown) => {
+          clearTimeout(timeout);
+          this.lost(client, error);
+        },
+      );
+    }, PING_MS);
+    this.pinger.unref();
     if (resync) {
       this.opts.log.info('registry change feed listening again; registry cache dropped');
       this.opts.onChange();
@@ -88,7 +104,11 @@ export class PostgresChangeFeed implements ChangeFeed {
   private lost(client: pg.Client, error: unknown) {
     if (this.closed || (this.client !== client && this.client !== undefined)) return;
     this.client = undefined;
+    clearInterval(this.pinger);
+    // Nothing this client does from now on may schedule another reconnect.
     client.removeAllListeners('end');
+    client.removeAllListeners('error');
+    client.removeAllListeners('notification');
     client.on('error', () => {});
     client.end().catch(() => {});
     if (this.timer) return;

@@ -44,9 +44,10 @@ export async function rotateCredentials(prisma: Prisma, box: SecretBox): Promise
       const sealed = box.seal(plain, owner);
       await tx.oAuthToken.update({ where, data: { ciphertext: sealed.ciphertext, keyId: sealed.keyId } });
     }
-    // Stored idempotent answers too; one that cannot be opened is dropped (the key then runs anew).
+    // Stored idempotent answers too (unexpired ones). One that cannot be opened is left as it is:
+    // its call did happen, so a repeat must be refused, never run again.
     const answers = await tx.idempotencyRecord.findMany({
-      where: { ciphertext: { not: null }, NOT: { keyId: box.keyId } },
+      where: { ciphertext: { not: null }, NOT: { keyId: box.keyId }, expiresAt: { gt: new Date() } },
       select: { callerId: true, key: true, ciphertext: true, keyId: true },
     });
     for (const r of answers) {
@@ -56,7 +57,6 @@ export async function rotateCredentials(prisma: Prisma, box: SecretBox): Promise
       try {
         plain = box.open({ keyId: r.keyId ?? '', ciphertext: r.ciphertext! }, owner);
       } catch {
-        await tx.idempotencyRecord.delete({ where });
         continue;
       }
       const sealed = box.seal(plain, owner);

@@ -16,3 +16,18 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   }
   return false;
 }
+
+// Errors that pass: the write may succeed if tried again later (a transaction that could not start
+// or ran out of time, a deadlock, a lock or statement timeout, a serialization failure, a busy pool).
+const TRANSIENT_CODES = new Set(['P2028', 'P2034', '40001', '40P01', '55P03', '57014']);
+const TRANSIENT_MESSAGES = /Unable to start a transaction|Transaction already closed|timeout exceeded when trying to connect|deadlock detected|canceling statement due to (lock|statement) timeout|could not serialize access/i;
+
+/** The database is away, or refused for a reason that passes: retry rather than give up on the data. */
+export function isDatabaseTransient(error: unknown): boolean {
+  if (isDatabaseUnavailable(error)) return true;
+  for (let e = error as { code?: unknown; cause?: unknown; message?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
+    if (typeof e.code === 'string' && TRANSIENT_CODES.has(e.code)) return true;
+    if (typeof e.message === 'string' && TRANSIENT_MESSAGES.test(e.message)) return true;
+  }
+  return false;
+}
