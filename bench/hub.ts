@@ -9,6 +9,17 @@ export interface HubCounters {
   dbQueries: number | null;
   /** hub_upstream_requests_total; null until the hub exposes /metrics */
   upstreamRequests: number | null;
+  /** hub_invocations_total summed by outcome (ok or an error code) */
+  outcomes: Record<string, number>;
+}
+
+function outcomesOf(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^hub_invocations_total\{.*outcome="([A-Za-z_]+)".*\} (\S+)$/.exec(line);
+    if (m) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  }
+  return out;
 }
 
 export interface HubUnderTest {
@@ -87,6 +98,7 @@ export async function startHubProcess(o: HubStart): Promise<HubUnderTest> {
       return {
         dbQueries: text === null ? null : metricValue(text, 'hub_db_queries_total'),
         upstreamRequests: text === null ? null : metricValue(text, 'hub_upstream_requests_total'),
+        outcomes: text === null ? {} : outcomesOf(text),
       };
     },
     rss: async () => {

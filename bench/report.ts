@@ -31,6 +31,8 @@ export interface Row {
   p99: number;
   ok: number;
   failed: number;
+  /** the hub's invoke errors during the run, by code ("CIRCUIT_OPEN x12, ...") */
+  failures?: string;
   /** upstream requests per answered request, under load */
   upstreamPerRequest: number;
   /** upstream requests caused by one request sent alone (exact) */
@@ -94,7 +96,7 @@ export function table(rows: Row[]): string {
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
   const lines = rows.map((r) => {
     const d = r.direct;
-    const failed = r.failed > 0 ? ` (${f0(r.failed)} failed)` : '';
+    const failed = r.failed > 0 ? ` (${f0(r.failed)} failed${r.failures ? `: ${r.failures}` : ''})` : '';
     const db = r.hub && r.key !== 'plain-yoga' ? (r.dbPerRequest === null ? 'n/a' : f2(r.dbPerRequest)) : '-';
     return `| ${r.label}${failed} | ${f0(r.rps)} | ${r.hub && d ? pct(r.rps / d.rps) : ''} | ${f2(r.p50)} | ${r.hub && d ? times(r.p50 / d.p50) : ''} | ${f2(r.p99)} | ${
       r.hub && d ? times(r.p99 / d.p99) : ''

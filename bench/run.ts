@@ -199,7 +199,7 @@ async function startPlainYoga(upstream: Upstream): Promise<HubUnderTest> {
     url: `http://127.0.0.1:${m[1]}`,
     adminKey: '',
     pid: child.pid,
-    counters: async () => ({ dbQueries: null, upstreamRequests: null }),
+    counters: async () => ({ dbQueries: null, upstreamRequests: null, outcomes: {} }),
     memory: async () => null,
     rss: async () => rssOf(child.pid),
     cpuMs: () => cpuMsOf(child.pid),
@@ -281,6 +281,10 @@ async function measure(s: Scenario, upstream: Upstream, opts: Options, previousD
   await sleep(300); // let the audit's batched writes of the last requests land before counting
   const calls = await upstream.count();
   const after = s.hub ? await s.hub.counters() : null;
+  // What went wrong, in the hub's words: invoke outcomes other than ok during the run.
+  const errors = Object.entries(after?.outcomes ?? {})
+    .map(([code, n]) => [code, n - (before?.outcomes[code] ?? 0)] as const)
+    .filter(([code, n]) => code !== 'ok' && n > 0);
   const dbPerRequest =
     before?.dbQueries != null && after?.dbQueries != null && result.ok > 0 ? (after.dbQueries - before.dbQueries) / result.ok : null;
   return {
@@ -292,6 +296,7 @@ async function measure(s: Scenario, upstream: Upstream, opts: Options, previousD
     p99: result.p99,
     ok: result.ok,
     failed: result.failed,
+    failures: errors.map(([code, n]) => `${code} x${n}`).join(', '),
     upstreamPerRequest: result.ok > 0 ? calls / result.ok : Number.NaN,
     upstreamSingle: s.hub ? upstreamSingle : null,
     dbPerRequest,
@@ -462,7 +467,7 @@ async function benchDatabaseIn(kind: 'pglite' | 'postgres', upstream: Upstream, 
     rows.push(row);
     log(
       `${tag}: ${row.label}: ${Math.round(row.rps)} req/s, p50 ${row.p50.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms, ` +
-        `${row.upstreamPerRequest.toFixed(2)} upstream/req${row.failed ? `, ${row.failed} FAILED` : ''}`,
+        `${row.upstreamPerRequest.toFixed(2)} upstream/req${row.failed ? `, ${row.failed} FAILED` : ''}${row.failures ? ` (invoke errors: ${row.failures})` : ''}`,
     );
   }
 

@@ -7,6 +7,7 @@ import { Authenticator } from './access/authenticator.js';
 import { bootstrapAdmin } from './access/bootstrap-admin.js';
 import { createApp } from './app.js';
 import { AuditLog } from './audit/audit-log.js';
+import { PostgresChainWriter } from './audit/chain-writer.js';
 import type { HubConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { IdempotencyStore } from './invoke/idempotency-store.js';
@@ -68,7 +69,10 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     if (db.kind === 'postgres') {
       changeFeed = await PostgresChangeFeed.start({ url: config.databaseUrl!, prisma: db.prisma, log: log.child('registry'), onChange: () => cache.invalidate() });
     }
-    const audit = new AuditLog(db.prisma, log.child('audit'), { maxBuffered: config.auditBufferMax, rawInsert: db.kind === 'postgres' });
+    const audit = new AuditLog(db.prisma, log.child('audit'), {
+      maxBuffered: config.auditBufferMax,
+      writer: db.kind === 'postgres' ? new PostgresChainWriter(config.databaseUrl!, config.dbConnectTimeoutMs) : undefined,
+    });
     const metrics = new HubMetrics({ cache, audit });
     db.onQuery(() => metrics.dbQueries.inc());
     const client = new UpstreamClient({

@@ -38,7 +38,9 @@ describe('configuration', () => {
     const c = parseConfig({});
     expect([c.host, c.port, c.databaseUrl, c.dataDir, c.logLevel, c.maxResponseBytes]).toEqual(['127.0.0.1', 4000, undefined, './.hub-data', 'info', 10485760]);
     expect(c.outboundDeny).toEqual(['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128']);
-    expect([c.cache.staleMs, c.auditBufferMax]).toEqual([3_600_000, 10_000]);
+    expect([c.cache.staleMs, c.auditBufferMax]).toEqual([3_600_000, 100_000]);
+    expect(c.resilience).toEqual({ retry: { maxRetries: 2, baseDelayMs: 100, maxDelayMs: 2000 }, breaker: { failureThreshold: 5, openMs: 30_000 }, maxConcurrentPerDeployment: 1024 });
+    expect([c.drainDelayMs, c.idempotencyTtlMs]).toEqual([0, 86_400_000]);
     expect(() => parseConfig({ HUB_AUDIT_BUFFER_MAX: '0' })).toThrow(/HUB_AUDIT_BUFFER_MAX/);
   });
 });

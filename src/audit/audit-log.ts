@@ -10,34 +10,24 @@
 // secrets) and is counted in stats.unbuffered, so memory stays bounded and nothing is lost silently.
 import type { Prisma } from '../db/database.js';
 import type { Logger } from '../log.js';
-import { chainHash, GENESIS, type InvocationEntry } from './chain.js';
+import type { InvocationEntry } from './chain.js';
+import { PrismaChainWriter, type ChainWriter } from './chain-writer.js';
 import { isDatabaseTransient } from '../utils/database-errors.js';
 
-const CHAIN_LOCK = 72_470_003;
 
 export interface AuditLogOptions {
   /** how long a record may wait before it is written (default 20 ms) */
   flushDelayMs?: number;
-  /** at most this many records per write (default 500) */
+  /** at most this many records per write (default: the writer's maxBatch) */
   maxBatch?: number;
   /** wait this long before retrying after a failed write (default 1000 ms) */
   retryDelayMs?: number;
-  /** queued records at which `full` turns true (default 10,000); the queue holds at most twice this */
+  /** queued records at which `full` turns true (default 10,000; the hub sets HUB_AUDIT_BUFFER_MAX); the queue holds at most twice this */
   maxBuffered?: number;
-  /**
-   * write each batch as one INSERT over unnest()ed arrays instead of Prisma's createMany (default
-   * false). Faster on PostgreSQL, where the query compiler otherwise compiles every batch size
-   * anew; slower on PGlite, whose parameter handling is the cost there.
-   */
-  rawInsert?: boolean;
+  /** how batches reach the database (default: through Prisma) */
+  writer?: ChainWriter;
 }
 
-// Column order of the raw insert; each array is cast to the column's type in SQL.
-const RAW_INSERT = `INSERT INTO "Invocation" ("id", "createdAt", "callerId", "tenantId", "systemId", "method", "path", "status", "code", "durationMs", "requestId", "prevHash", "hash")
-SELECT "id", "createdAt", "callerId", "tenantId", "systemId", "method", "path", "status", "code", "durationMs", "requestId", "prevHash", "hash"
-FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::"HttpMethod"[], $7::text[], $8::int[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[])
-  WITH ORDINALITY AS r("id", "createdAt", "callerId", "tenantId", "systemId", "method", "path", "status", "code", "durationMs", "requestId", "prevHash", "hash", "n")
-ORDER BY "n"`; // seq follows the chain's order
 
 export class AuditLog {
   private queue: InvocationEntry[] = [];
@@ -58,13 +48,13 @@ export class AuditLog {
     opts: AuditLogOptions = {},
   ) {
     this.flushDelayMs = opts.flushDelayMs ?? 20;
-    this.maxBatch = opts.maxBatch ?? 500;
+    this.writer = opts.writer ?? new PrismaChainWriter(prisma);
+    this.maxBatch = opts.maxBatch ?? this.writer.maxBatch;
     this.retryDelayMs = opts.retryDelayMs ?? 1000;
     this.maxBuffered = opts.maxBuffered ?? 10_000;
-    this.rawInsert = opts.rawInsert ?? false;
   }
 
-  private readonly rawInsert: boolean;
+  private readonly writer: ChainWriter;
   private closed = false;
 
   get pending(): number {
@@ -153,41 +143,9 @@ export class AuditLog {
     }
   }
 
-  private async insertChained(batch: InvocationEntry[]): Promise<void> {
-    await this.prisma.$transaction(async (tx) => {
-      await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${CHAIN_LOCK})`);
-      const [last] = await tx.$queryRawUnsafe<{ hash: string }[]>(`SELECT "hash" FROM "Invocation" ORDER BY "seq" DESC LIMIT 1`);
-      let prev = last?.hash ?? GENESIS;
-      const rows = batch.map((e) => {
-        const hash = chainHash(prev, e);
-        const row = { ...e, prevHash: prev, hash };
-        prev = hash;
-        return row;
-      });
-      if (!this.rawInsert) {
-        await tx.invocation.createMany({ data: rows });
-        return;
-      }
-      const column = <T>(pick: (r: (typeof rows)[number]) => T) => rows.map(pick);
-      await tx.$executeRawUnsafe(
-        RAW_INSERT,
-        column((r) => r.id),
-        column((r) => r.createdAt.toISOString()),
-        column((r) => r.callerId),
-        column((r) => r.tenantId),
-        column((r) => r.systemId),
-        column((r) => r.method),
-        column((r) => r.path),
-        column((r) => r.status),
-        column((r) => r.code),
-        column((r) => r.durationMs),
-        column((r) => r.requestId),
-        column((r) => r.prevHash),
-        column((r) => r.hash),
-      );
-    }, { maxWait: 10_000, timeout: 30_000 }); // waits on other writers or a busy pool pass; the records stay queued meanwhile
+  private insertChained(batch: InvocationEntry[]): Promise<void> {
+    return this.writer.append(batch);
   }
-
 
   /** Stops the timer and writes everything still queued. */
   async close(): Promise<void> {
@@ -200,6 +158,7 @@ export class AuditLog {
     } finally {
       this.closed = true;
       clearTimeout(this.timer);
+      await this.writer.close().catch(() => {});
     }
   }
 }
