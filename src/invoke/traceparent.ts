@@ -1,6 +1,6 @@
 // W3C Trace Context (traceparent): a called system sees the caller's trace, with the hub's call
 // as the parent span. An absent or malformed incoming header starts a new trace.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 
@@ -21,5 +21,6 @@ export function traceOf(header: string | null | undefined): TraceContext {
 
 /** The traceparent to send with one outgoing call: same trace, a new span id. */
 export function childTraceparent(trace: TraceContext): string {
-  return `00-${trace.traceId}-${randomBytes(8).toString('hex')}-${trace.flags}`;
+  // randomUUID draws from a cached entropy pool: cheaper per call than randomBytes(8).
+  return `00-${trace.traceId}-${randomUUID().slice(19, 23)}${randomUUID().slice(24, 36)}-${trace.flags}`;
 }
