@@ -6,7 +6,9 @@ const CODES = new Set([
   '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', // SQLSTATE
 ]);
 const KINDS = new Set(['DatabaseNotReachable', 'DatabaseDoesNotExist', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections', 'TlsConnectionError', 'DatabaseAccessDenied']);
-const MESSAGES = /Connection terminated|ECONNREFUSED|Can't reach database|not currently accepting connections|terminating connection|the database system is (starting up|shutting down)|PGlite is closed/i;
+// "timeout exceeded when trying to connect": pg's pool found no free connection in time (a database
+// that hangs, or every connection busy): the request cannot be served now, retry later.
+const MESSAGES = /timeout exceeded when trying to connect|Connection terminated|ECONNREFUSED|Can't reach database|not currently accepting connections|terminating connection|the database system is (starting up|shutting down)|PGlite is closed/i;
 
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let e = error as { code?: unknown; kind?: unknown; cause?: unknown; message?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
