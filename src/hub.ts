@@ -71,6 +71,9 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     }
     const audit = new AuditLog(db.prisma, log.child('audit'), {
       maxBuffered: config.auditBufferMax,
+      // PGlite runs on the hub's own thread: fewer, larger audit batches take less of it (records
+      // are written within 100 ms; shutdown and every admin read of records flush first).
+      flushDelayMs: db.kind === 'pglite' ? 100 : undefined,
       writer: db.kind === 'postgres' ? new PostgresChainWriter(config.databaseUrl!, config.dbConnectTimeoutMs) : undefined,
     });
     const metrics = new HubMetrics({ cache, audit });
