@@ -18,7 +18,7 @@ import type { IdempotencyStore } from './idempotency-store.js';
 import { checkCallerHeaders } from './header-rules.js';
 import { checkPath } from './path-rules.js';
 import { encodeQuery } from './query-string.js';
-import { sendOne, type InvokeResult, type PreparedCall } from './send.js';
+import { SAFE_METHODS, sendOne, type InvokeResult, type PreparedCall } from './send.js';
 import { resolveTarget, type Target } from './target.js';
 import type { UpstreamExchange } from './exchange.js';
 import type { TraceContext } from './traceparent.js';
@@ -51,7 +51,6 @@ export interface InvokeScope {
   trace: TraceContext;
 }
 
-const SAFE_METHODS = new Set<HttpMethod>(['GET', 'HEAD']);
 const MAX_BODY = 1024 * 1024;
 const clip = (s: string, n: number) => (s.length > n ? s.slice(0, n) : s);
 // Caller-chosen text in a record is escaped like JSON: NUL and lone surrogates, which PostgreSQL

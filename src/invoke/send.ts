@@ -65,7 +65,8 @@ async function sendWithCredential(
 
 const elapsed = (start: number) => Math.round((performance.now() - start) * 1000) / 1000;
 
-const SAFE = new Set<HttpMethod>(['GET', 'HEAD']);
+/** Methods that change nothing: Query.invoke sends only these, and they are safe to send again. */
+export const SAFE_METHODS: ReadonlySet<HttpMethod> = new Set<HttpMethod>(['GET', 'HEAD']);
 
 export async function sendOne(exchange: UpstreamExchange, call: PreparedCall, trace: TraceContext): Promise<InvokeResult> {
   const { requestId } = call;
@@ -85,7 +86,7 @@ export async function sendOne(exchange: UpstreamExchange, call: PreparedCall, tr
       timeoutMs: target.timeoutMs,
     },
     // A repeat is harmless for safe methods, and for calls the system deduplicates by key.
-    { retryable: SAFE.has(call.method) || call.idempotencyKey !== undefined, deadline: start + target.timeoutMs },
+    { retryable: SAFE_METHODS.has(call.method) || call.idempotencyKey !== undefined, deadline: start + target.timeoutMs },
   );
   const contentType = res.headers['content-type'];
   return {
@@ -120,7 +121,7 @@ export async function sendBatch(exchange: UpstreamExchange, target: Target, call
       timeoutMs: target.timeoutMs,
     },
     // A batch carries only Query.invoke calls (GET and HEAD): safe to send again.
-    { retryable: calls.every((c) => SAFE.has(c.method)), deadline: start + target.timeoutMs },
+    { retryable: calls.every((c) => SAFE_METHODS.has(c.method)), deadline: start + target.timeoutMs },
   );
   const durationMs = elapsed(start);
   const contentType = res.headers['content-type'];

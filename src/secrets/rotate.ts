@@ -32,17 +32,10 @@ export async function rotateCredentials(prisma: Prisma, box: SecretBox): Promise
       select: { tenantId: true, systemId: true, ciphertext: true, keyId: true },
     });
     for (const t of tokens) {
-      const owner = accessTokenOwner(t.tenantId, t.systemId);
       const where = { tenantId_systemId: { tenantId: t.tenantId, systemId: t.systemId } };
-      let plain: string;
-      try {
-        plain = box.open({ keyId: t.keyId ?? '', ciphertext: t.ciphertext! }, owner);
-      } catch {
-        await tx.oAuthToken.delete({ where });
-        continue;
-      }
-      const sealed = box.seal(plain, owner);
-      await tx.oAuthToken.update({ where, data: { ciphertext: sealed.ciphertext, keyId: sealed.keyId } });
+      const sealed = reseal(box, t, accessTokenOwner(t.tenantId, t.systemId));
+      if (sealed) await tx.oAuthToken.update({ where, data: sealed });
+      else await tx.oAuthToken.delete({ where });
     }
     // Stored idempotent answers too (unexpired ones). One that cannot be opened is left as it is:
     // its call did happen, so a repeat must be refused, never run again.
@@ -51,17 +44,21 @@ export async function rotateCredentials(prisma: Prisma, box: SecretBox): Promise
       select: { callerId: true, key: true, ciphertext: true, keyId: true },
     });
     for (const r of answers) {
-      const owner = idempotencyOwner(r.callerId, r.key);
-      const where = { callerId_key: { callerId: r.callerId, key: r.key } };
-      let plain: string;
-      try {
-        plain = box.open({ keyId: r.keyId ?? '', ciphertext: r.ciphertext! }, owner);
-      } catch {
-        continue;
-      }
-      const sealed = box.seal(plain, owner);
-      await tx.idempotencyRecord.update({ where, data: { ciphertext: sealed.ciphertext, keyId: sealed.keyId } });
+      const sealed = reseal(box, r, idempotencyOwner(r.callerId, r.key));
+      if (sealed) await tx.idempotencyRecord.update({ where: { callerId_key: { callerId: r.callerId, key: r.key } }, data: sealed });
     }
     return { rotated: stale.length, keyId: box.keyId };
   }, { timeout: 120_000 });
+}
+
+/** A row's secret sealed again with the current key, or undefined when it cannot be opened. */
+function reseal(box: SecretBox, row: { ciphertext: string | null; keyId: string | null }, owner: string): { ciphertext: string; keyId: string } | undefined {
+  let plain: string;
+  try {
+    plain = box.open({ keyId: row.keyId ?? '', ciphertext: row.ciphertext! }, owner);
+  } catch {
+    return undefined;
+  }
+  const sealed = box.seal(plain, owner);
+  return { ciphertext: sealed.ciphertext, keyId: sealed.keyId };
 }
