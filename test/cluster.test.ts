@@ -25,6 +25,18 @@ async function clusterEnv(db: TestDatabase, extra: Record<string, string> = {}) 
   };
 }
 
+/** A loopback upstream whose /slow answers after ms (calls in flight at a kill or a SIGTERM). */
+async function slowUpstream(ms: number): Promise<Upstream> {
+  const upstream = await startUpstream();
+  upstream.route('/slow', (req, res) => {
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ slow: true, url: req.url }));
+    }, ms);
+  });
+  return upstream;
+}
+
 const must = <T>(res: { body: { data?: T; errors?: unknown[] } }): T => {
   if (res.body.errors) throw new Error(JSON.stringify(res.body.errors));
   return res.body.data!;
@@ -67,13 +79,7 @@ describe.runIf(onPostgres)('cluster on postgres', () => {
 
     beforeAll(async () => {
       db = await createTestDatabase('postgres');
-      upstream = await startUpstream();
-      upstream.route('/slow', (req, res) => {
-        setTimeout(() => {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ slow: true, url: req.url }));
-        }, 600);
-      });
+      upstream = await slowUpstream(600);
       // The TTL is long, so only the change feed can explain a change seen within a second.
       env = await clusterEnv(db, { HUB_CACHE_TTL_MS: '60000', HUB_DRAIN_DELAY_MS: '400' });
       admin = env.HUB_ADMIN_KEY!;
@@ -239,13 +245,7 @@ describe.runIf(onPostgres)('cluster on postgres', () => {
 
     it('turns /readyz to 503 first, finishes the calls in flight, flushes their records, exits 0', async () => {
       db = await createTestDatabase('postgres');
-      upstream = await startUpstream();
-      upstream.route('/slow', (req, res) => {
-        setTimeout(() => {
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ slow: true, url: req.url }));
-        }, 800);
-      });
+      upstream = await slowUpstream(800);
       const env = await clusterEnv(db, { HUB_DRAIN_DELAY_MS: '300' });
       const h = await startHubProcess(env);
       const admin = env.HUB_ADMIN_KEY;

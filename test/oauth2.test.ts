@@ -1,21 +1,19 @@
 // OAuth2 client credentials: a real token endpoint on loopback that counts its calls and can be told
 // to fail, and a real called system that accepts only the tokens that endpoint issued (401 for any
 // other, expired or revoked one). Hubs restart on the same database to show what is stored.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from './helpers/databases.js';
+import { startHubProcess } from './helpers/hub-process.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 import { startTestHub, type GqlResponse, type TestHub } from './helpers/test-hub.js';
 import { startUpstream, type RecordedRequest, type Upstream } from './helpers/upstream.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const INVOKE = `query($t: ID!, $s: ID!, $p: InvokeParams!) { invoke(tenantId: $t, systemId: $s, params: $p) { status ok data } }`;
 const CREDENTIAL = `query($s: ID!) { binding(tenantId: "acme", systemId: $s) { credential { kind expiresAt tokenState refreshedAt failures cooldownUntil lastError } } }`;
 const BIND = `mutation($i: BindSystemInput!) { bindSystem(input: $i) { credential { kind tokenState } } }`;
@@ -416,8 +414,8 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
       // The endpoint answers slowly, so that both processes are inside the refresh at once.
       await bindOAuth2('s-two', { script: { mode: 'ok', firstExpiresIn: 1, expiresIn: 3600, delayMs: 1000 } });
       await bindOAuth2('s-two-warm');
-      const child = await startChildHub({ DATABASE_URL: db.url!, HUB_ENCRYPTION_KEY: env.HUB_ENCRYPTION_KEY!, HUB_ADMIN_KEY: adminKey, HUB_DATA_DIR: dataDir });
-      const other = { gql: (q: string, v?: Record<string, unknown>) => child.gql(q, v) } as unknown as TestHub;
+      const child = await startHubProcess({ DATABASE_URL: db.url!, HUB_ENCRYPTION_KEY: env.HUB_ENCRYPTION_KEY!, HUB_ADMIN_KEY: adminKey, HUB_DATA_DIR: dataDir, HUB_LOG_LEVEL: 'debug' });
+      const other = { gql: (q: string, v?: Record<string, unknown>) => child.gql(q, v, adminKey) } as unknown as TestHub;
       try {
         // Both processes warm (connections open, code compiled), the stored token of s-two expired.
         for (const on of [hub, other]) expect((await invoke('s-two-warm', { path: '/warm' }, on)).body.data.invoke.status).toBe(200);
@@ -432,7 +430,8 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
         expect(sent.size).toBe(1);
         expect(sent.has(expired)).toBe(false);
       } finally {
-        logs.push(...(await child.stop()));
+        await child.stop();
+        logs.push(...child.lines);
       }
     },
   );
@@ -472,41 +471,6 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
     for (const secret of secrets) for (const [where, text] of Object.entries(texts)) expect(`${where}: ${text.includes(secret)}`).toBe(`${where}: false`);
     expect(Object.values(texts).join('\n')).not.toContain(IDP_DETAIL);
   });
-
-  /** `node --import tsx src/main.ts` on the same database: a second hub process. */
-  async function startChildHub(extra: Record<string, string>) {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: ROOT,
-      env: { ...process.env, HUB_HOST: '127.0.0.1', HUB_PORT: '0', HUB_LOG_LEVEL: 'debug', ...extra },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    proc.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
-    proc.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    const deadline = Date.now() + 60_000;
-    let url: string | undefined;
-    while (!url) {
-      url = /"msg":"tenant-hub listening".*?"url":"(http:[^"]+)\/graphql"/.exec(output)?.[1];
-      if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`child hub did not start:\n${output}`);
-      await sleep(50);
-    }
-    return {
-      gql: async (query: string, variables?: Record<string, unknown>): Promise<GqlResponse> => {
-        const res = await fetch(`${url}/graphql`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}` },
-          body: JSON.stringify({ query, variables }),
-        });
-        return { status: res.status, headers: res.headers, body: (await res.json()) as GqlResponse['body'] };
-      },
-      stop: async () => {
-        if (proc.exitCode === null) proc.kill('SIGTERM');
-        await exited;
-        return output.split('\n');
-      },
-    };
-  }
 });
 
 function counter(text: string, outcome: string): number {

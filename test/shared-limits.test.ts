@@ -10,13 +10,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, script, startNode, waitForHttp, type Child } from '../bench/processes.js';
 import { RedisLimiter } from '../src/access/redis-limiter.js';
 import { parseConfig } from '../src/config.js';
 import { clientFrom, waitFor, type AddressedClient } from './helpers/attack-kit.js';
 import { RUN_ID, testDatabases, type DbKind } from './helpers/databases.js';
 import { expectData, expectError } from './helpers/registry-snapshot.js';
 import { INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
+import { startHubProcess, type HubProcess } from './helpers/hub-process.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 import { startTestHub, type GqlResponse, type TestHub } from './helpers/test-hub.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
@@ -166,7 +166,7 @@ describe.runIf(testDatabases().includes('postgres'))('shared limits: two hub pro
   let up: Upstream;
   let db: TestDatabase;
   let dataDir: string;
-  const procs: Child[] = [];
+  const procs: HubProcess[] = [];
   const urls: string[] = [];
 
   /** A minimal TestHub over a child process: what seedExclusive and createCaller use. */
@@ -203,12 +203,10 @@ describe.runIf(testDatabases().includes('postgres'))('shared limits: two hub pro
       HUB_REDIS_URL: REDIS_URL,
       HUB_REDIS_PREFIX: freshPrefix(),
     };
-    for (const name of ['hub-a', 'hub-b']) {
-      const port = await freePort();
-      const child = startNode(name, script('src', 'main.ts'), { env: { ...env, HUB_PORT: String(port) } });
+    for (let i = 0; i < 2; i++) {
+      const child = await startHubProcess(env);
       procs.push(child);
-      urls.push(`http://127.0.0.1:${port}`);
-      await waitForHttp(child, `http://127.0.0.1:${port}/readyz`, 60_000);
+      urls.push(child.url);
     }
   }, 150_000);
   afterAll(async () => {
@@ -227,10 +225,7 @@ describe.runIf(testDatabases().includes('postgres'))('shared limits: two hub pro
     expectLimited(await invoke(b, key, '/procs-q/b6'));
     expectLimited(await invoke(a, key, '/procs-q/a6'));
     expect(up.requests.filter((r) => r.url.startsWith('/crm/procs-q/'))).toHaveLength(5);
-    for (const p of procs) {
-      await p.stop();
-      expect(p.proc.exitCode, p.output()).toBe(0);
-    }
+    for (const p of procs) expect(await p.stop(), p.lines.join('\n')).toBe(0);
   }, 60_000);
 });
 

@@ -1,7 +1,9 @@
 // A hub as a real operating-system process (`node --import tsx src/main.ts`), for what only
 // separate processes can show: caches kept coherent across them, kill -9, SIGTERM drains, start-up
-// races. It listens on a free port on loopback; its log lines are kept for assertions.
+// races. It listens on a free port on loopback and is ready once /readyz says so; its output lines
+// are kept for assertions.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -22,9 +24,12 @@ export interface HubProcess {
 }
 
 export async function startHubProcess(env: Record<string, string>, opts: { timeoutMs?: number } = {}): Promise<HubProcess> {
+  // A free port chosen here, and readiness from /readyz: nothing depends on the log level.
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
   const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HUB_HOST: '127.0.0.1', HUB_PORT: '0', HUB_LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH ?? '', HUB_HOST: '127.0.0.1', HUB_LOG_LEVEL: 'info', ...env, HUB_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -38,22 +43,17 @@ export async function startHubProcess(env: Record<string, string>, opts: { timeo
   proc.stdout!.on('data', take);
   proc.stderr!.on('data', take);
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hub process did not start in time:\n${lines.join('\n')}`)), opts.timeoutMs ?? 60_000);
-    const check = () => {
-      for (const line of lines) {
-        if (!line.includes('tenant-hub listening')) continue;
-        clearTimeout(timer);
-        proc.stdout!.off('data', check);
-        return resolve(String(JSON.parse(line).url).replace(/\/graphql$/, ''));
-      }
-    };
-    proc.stdout!.on('data', check);
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`hub process exited (${code}) before listening:\n${lines.join('\n')}`));
-    });
-  });
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`hub process exited (${proc.exitCode ?? proc.signalCode}) before it was ready:\n${lines.join('\n')}`);
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`hub process was not ready in time:\n${lines.join('\n')}`);
+    }
+    const ready = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    if (ready) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const hub: HubProcess = {
     url,
     pid: proc.pid!,
@@ -82,6 +82,18 @@ export async function startHubProcess(env: Record<string, string>, opts: { timeo
     },
   };
   return hub;
+}
+
+/** A port nothing listens on right now: bound once on loopback, then released. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Waits until check() is true, polling every 20 ms; false once withinMs has passed. */
