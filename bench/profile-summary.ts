@@ -34,7 +34,8 @@ function moduleOf(url: string, fn: string): string {
   return url;
 }
 
-export function summarise(file: string, top = 25, lastSeconds?: number): string {
+/** A .cpuprofile with its nodes by id and each node's parent. */
+function loadProfile(file: string) {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map<number, Node>();
   const parent = new Map<number, number>();
@@ -42,6 +43,11 @@ export function summarise(file: string, top = 25, lastSeconds?: number): string 
     byId.set(n.id, n);
     for (const c of n.children ?? []) parent.set(c, n.id);
   }
+  return { p, byId, parent };
+}
+
+export function summarise(file: string, top = 25, lastSeconds?: number): string {
+  const { p, byId, parent } = loadProfile(file);
   // Sample times (µs since start), to keep the last seconds only.
   const times: number[] = [];
   let t = p.startTime;
@@ -114,13 +120,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
 
 /** The heaviest call paths (outermost 'depth' frames above) ending in functions matching pattern. */
 export function callersOf(file: string, pattern: RegExp, depth = 8, top = 8): string {
-  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  const byId = new Map<number, Node>();
-  const parent = new Map<number, number>();
-  for (const n of p.nodes) {
-    byId.set(n.id, n);
-    for (const c of n.children ?? []) parent.set(c, n.id);
-  }
+  const { p, byId, parent } = loadProfile(file);
   const counts = new Map<number, number>();
   for (const s of p.samples) counts.set(s, (counts.get(s) ?? 0) + 1);
   // inclusive samples per node
