@@ -1,6 +1,6 @@
 // W3C Trace Context (traceparent): a called system sees the caller's trace, with the hub's call
 // as the parent span. An absent or malformed incoming header starts a new trace.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomHex } from '../utils/random-hex.js';
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 
@@ -16,11 +16,10 @@ export function traceOf(header: string | null | undefined): TraceContext {
   if (m && m[1] !== 'ff' && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!) && (m[1] !== '00' || m[5] === undefined)) {
     return { traceId: m[2]!, flags: m[4]! };
   }
-  return { traceId: randomBytes(16).toString('hex'), flags: '01' };
+  return { traceId: randomHex(16), flags: '01' };
 }
 
 /** The traceparent to send with one outgoing call: same trace, a new span id. */
 export function childTraceparent(trace: TraceContext): string {
-  // randomUUID draws from a cached entropy pool: cheaper per call than randomBytes(8).
-  return `00-${trace.traceId}-${randomUUID().slice(19, 23)}${randomUUID().slice(24, 36)}-${trace.flags}`;
+  return `00-${trace.traceId}-${randomHex(8)}-${trace.flags}`;
 }
