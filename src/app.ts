@@ -1,4 +1,6 @@
-// createApp(deps): the Yoga instance with schema, context and plugins. No listening here.
+// createApp(deps): the Yoga instance with schema, context and plugins, and the invoke fast path
+// that shares them; requestListener() is what the HTTP server runs. No listening here.
+import type { IncomingMessage, RequestListener } from 'node:http';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Authenticator } from './access/authenticator.js';
 import type { HubContext, Services } from './context.js';
@@ -7,7 +9,9 @@ import type { UpstreamExchange } from './invoke/exchange.js';
 import { traceOf } from './invoke/traceparent.js';
 import type { Logger } from './log.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
-import { useDocumentLimits, type DocumentLimitsOptions } from './plugins/use-document-limits.js';
+import { documentLimits, useDocumentLimits, type DocumentLimitsOptions } from './plugins/use-document-limits.js';
+import { InvokeDocuments } from './http/invoke-documents.js';
+import { InvokeFastPath } from './http/invoke-fast-path.js';
 import { useNoSuggestions } from './plugins/use-no-suggestions.js';
 import { useReadiness } from './plugins/use-readiness.js';
 import { useMetrics } from './plugins/use-metrics.js';
@@ -16,7 +20,7 @@ import { useRequestPolicy } from './plugins/use-request-policy.js';
 import { useRegistryInvalidation } from './plugins/use-registry-invalidation.js';
 import type { ChangeFeed } from './registry/change-feed.js';
 import { useSecurityHeaders } from './plugins/use-security-headers.js';
-import { NoSchemaIntrospectionCustomRule } from 'graphql';
+import { NoSchemaIntrospectionCustomRule, type ValidationRule } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { createRegistryLoaders } from './registry/loaders.js';
 import { hubSchema } from './schema/index.js';
@@ -37,7 +41,17 @@ export interface AppDeps {
     introspection: boolean;
     maxRequestBytes: number;
     limits: DocumentLimitsOptions;
+    /** serve invoke-only documents on the fast path (default true) */
+    fastPath?: boolean;
   };
+}
+
+export interface App {
+  yoga: YogaServerInstance<Record<string, unknown>, HubContext>;
+  /** null when switched off */
+  fastPath: InvokeFastPath | null;
+  /** the HTTP server's handler: the fast path where it applies, yoga for everything else */
+  requestListener: RequestListener;
 }
 
 const EXAMPLE_OPERATION = `# tenant-hub: every request needs "Authorization: Bearer <API key>" (see Headers below).
@@ -57,11 +71,27 @@ function logArgs(args: unknown[]): [string, Record<string, unknown>] {
   return [String(first), { args: rest }];
 }
 
-export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unknown>, HubContext> {
+export function createApp(deps: AppDeps): App {
   const { services, authenticator, exchange, log, settings } = deps;
-  const noIntrospection: Plugin = { onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) };
-  return createYoga<Record<string, unknown>, HubContext>({
-    schema: hubSchema(),
+  const limits = documentLimits(settings.limits);
+  const noIntrospection: ValidationRule[] = settings.introspection ? [] : [NoSchemaIntrospectionCustomRule];
+  const maskError = createMaskError(log.child('errors'));
+  const schema = hubSchema();
+  // One context for both paths: who asks (from the Authorization header), per-request loaders,
+  // the call dispatcher and the trace the calls continue.
+  const contextFor = async (authorization: string | null, traceparent: string | null, client: string | undefined): Promise<HubContext> => {
+    const principal = await authenticator.authenticate(authorization, client);
+    const loaders = createRegistryLoaders(services.prisma, services.cache);
+    const trace = traceOf(traceparent);
+    return {
+      principal,
+      loaders,
+      services,
+      invoke: { principal, loaders, dispatcher: createCallDispatcher(exchange, trace), targets: new Map(), trace },
+    };
+  };
+  const yoga = createYoga<Record<string, unknown>, HubContext>({
+    schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/healthz',
     landingPage: false,
@@ -78,7 +108,7 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
     // No file uploads and no operation batching: JSON documents only.
     multipart: false,
     batching: false,
-    maskedErrors: { maskError: createMaskError(log.child('errors')) },
+    maskedErrors: { maskError },
     // Yoga's own log calls: an error is logged by name and message only, never with the excerpt of
     // the document graphql-js appends to String(error) (a document may hold a token literal).
     logging: {
@@ -87,19 +117,8 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
       warn: (...a) => log.warn(...logArgs(a)),
       error: (...a) => log.error(...logArgs(a)),
     },
-    context: async ({ request, req }: { request: Request; req?: { socket?: { remoteAddress?: string } } }) => {
-      const principal = await authenticator.authenticate(request.headers.get('authorization'), req?.socket?.remoteAddress);
-      const loaders = createRegistryLoaders(services.prisma, services.cache);
-      return {
-        principal,
-        loaders,
-        services,
-        invoke: (() => {
-          const trace = traceOf(request.headers.get('traceparent'));
-          return { principal, loaders, dispatcher: createCallDispatcher(exchange, trace), targets: new Map(), trace };
-        })(),
-      };
-    },
+    context: ({ request, req }: { request: Request; req?: { socket?: { remoteAddress?: string } } }) =>
+      contextFor(request.headers.get('authorization'), request.headers.get('traceparent'), req?.socket?.remoteAddress),
     plugins: [
       useBodyLimit(settings.maxRequestBytes),
       useSecurityHeaders(),
@@ -109,7 +128,28 @@ export function createApp(deps: AppDeps): YogaServerInstance<Record<string, unkn
       useRegistryInvalidation(services.cache, deps.changeFeed, log.child('registry')),
       useDocumentLimits(settings.limits),
       useNoSuggestions(),
-      ...(settings.introspection ? [] : [noIntrospection]),
+      ...(settings.introspection ? [] : [{ onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) } satisfies Plugin]),
     ],
   });
+  const fastPath =
+    settings.fastPath === false
+      ? null
+      : new InvokeFastPath({
+          schema,
+          documents: new InvokeDocuments({ schema, parse: limits.parse, rules: [limits.rule, ...noIntrospection] }),
+          contextFor: (req: IncomingMessage) => contextFor(req.headers.authorization ?? null, headerText(req.headers.traceparent), req.socket.remoteAddress),
+          maskError,
+          maxRequestBytes: settings.maxRequestBytes,
+          yoga,
+          log: log.child('fast-path'),
+          onTaken: (outcome) => deps.metrics.fastPath.inc({ outcome }),
+        });
+  return {
+    yoga,
+    fastPath,
+    requestListener: fastPath ? (req, res) => void (fastPath.handle(req, res) || yoga(req, res)) : yoga,
+  };
 }
+
+/** A header as the Fetch API reads it: repeated values joined. */
+const headerText = (value: string | string[] | undefined): string | null => (value === undefined ? null : Array.isArray(value) ? value.join(', ') : value);

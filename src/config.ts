@@ -31,6 +31,7 @@ const envSchema = z.object({
   NODE_ENV: z.string().optional(),
   HUB_GRAPHIQL: flag.optional(),
   HUB_INTROSPECTION: flag.optional(),
+  HUB_FAST_PATH: flag.default('true'),
   HUB_MAX_REQUEST_BYTES: positive.default(1024 * 1024),
   HUB_MAX_DEPTH: positive.default(12),
   HUB_MAX_ALIASES: positive.default(30),
@@ -83,6 +84,8 @@ export interface HubConfig {
   production: boolean;
   graphiql: boolean;
   introspection: boolean;
+  /** invoke-only documents bypass yoga's Fetch adapter (same answers; HUB_FAST_PATH=false turns it off) */
+  fastPath: boolean;
   maxRequestBytes: number;
   limits: { maxDepth: number; maxAliases: number; maxInvokes: number; maxTokens: number };
   /** invokes per caller per minute, unless the caller has its own quota */
@@ -152,6 +155,7 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
     production,
     graphiql: e.HUB_GRAPHIQL ?? !production,
     introspection: e.HUB_INTROSPECTION ?? !production,
+    fastPath: e.HUB_FAST_PATH,
     maxRequestBytes: e.HUB_MAX_REQUEST_BYTES,
     limits: { maxDepth: e.HUB_MAX_DEPTH, maxAliases: e.HUB_MAX_ALIASES, maxInvokes: e.HUB_MAX_INVOKES, maxTokens: e.HUB_MAX_TOKENS },
     quotaPerMinute: e.HUB_QUOTA_PER_MINUTE,

@@ -115,10 +115,10 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     const idempotency = new IdempotencyStore({ prisma: db.prisma, box, log: log.child('idempotency'), ttlMs: config.idempotencyTtlMs });
     const tokens = new OAuth2Tokens({ prisma: db.prisma, kind: db.kind, box, client, log: log.child('oauth2'), settings: config.oauth2, metrics, poolSize: config.dbPoolSize });
     const invoker = new InvokeService({ exchange, box, audit, log: log.child('invoke'), quotaPerMinute: config.quotaPerMinute, cache, metrics, idempotency, tokens, quota: limiters.quota });
-    const yoga = createApp({
+    const app = createApp({
       services: { prisma: db.prisma, box, invoker, audit, cache },
       authenticator: new Authenticator(db.prisma, log.child('access'), config.authFailuresPerMinute, cache, limiters.auth),
-      settings: { graphiql: config.graphiql, introspection: config.introspection, maxRequestBytes: config.maxRequestBytes, limits: config.limits },
+      settings: { graphiql: config.graphiql, introspection: config.introspection, maxRequestBytes: config.maxRequestBytes, limits: config.limits, fastPath: config.fastPath },
       exchange,
       changeFeed,
       log,
@@ -129,7 +129,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
         return true;
       },
     });
-    const server = createServer(yoga);
+    const server = createServer(app.requestListener);
     await listen(server, config.port, config.host);
     const port = (server.address() as AddressInfo).port;
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;

@@ -11,6 +11,12 @@ export class HubMetrics {
   readonly registry = new Registry();
   readonly dbQueries = new Counter({ name: 'hub_db_queries_total', help: 'SQL statements sent to the hub database', registers: [this.registry] });
   readonly upstreamRequests = new Counter({ name: 'hub_upstream_requests_total', help: 'HTTP requests sent to called systems (a batch counts once)', registers: [this.registry] });
+  readonly fastPath = new Counter({
+    name: 'hub_fast_path_requests_total',
+    help: 'POST /graphql requests the invoke fast path took: served, or handed to yoga once their body was read (not an invoke-only document)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly invocations = new Counter({
     name: 'hub_invocations_total',
     help: 'invoke fields by tenant, system and outcome: ok (an upstream answer, any status) or the error code',

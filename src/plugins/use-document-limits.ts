@@ -1,6 +1,6 @@
 // Bounds on what one GraphQL document may ask for, checked at parse and validation time, so an
 // abusive document is refused before any resolver runs and before any call goes out.
-import { GraphQLError, Kind, parse, type ASTVisitor, type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode, type ValidationContext } from 'graphql';
+import { GraphQLError, Kind, parse, type ASTVisitor, type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode, type ValidationContext, type ValidationRule } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 
 export interface DocumentLimitsOptions {
@@ -60,7 +60,8 @@ export function measureDocument(doc: DocumentNode, limits: Required<DocumentLimi
   return total;
 }
 
-export function useDocumentLimits(opts: DocumentLimitsOptions = {}): Plugin {
+/** The token-limited parse and the validation rule: used by the plugin and by the invoke fast path. */
+export function documentLimits(opts: DocumentLimitsOptions = {}): { parse: typeof parse; rule: ValidationRule } {
   const limits: Required<DocumentLimitsOptions> = {
     maxDepth: opts.maxDepth ?? 12,
     maxAliases: opts.maxAliases ?? 30,
@@ -76,8 +77,6 @@ export function useDocumentLimits(opts: DocumentLimitsOptions = {}): Plugin {
       return false; // one pass over the whole document is enough
     },
   });
-  // Built once: yoga's parser cache answers repeated documents before this parser is reached, and
-  // its validation cache keeps this rule's verdict per document.
   const parseLimited: typeof parse = (source, options) => {
     try {
       return parse(source, { ...options, maxTokens: limits.maxTokens });
@@ -88,6 +87,13 @@ export function useDocumentLimits(opts: DocumentLimitsOptions = {}): Plugin {
       throw error;
     }
   };
+  return { parse: parseLimited, rule };
+}
+
+export function useDocumentLimits(opts: DocumentLimitsOptions = {}): Plugin {
+  // Built once: yoga's parser cache answers repeated documents before this parser is reached, and
+  // its validation cache keeps this rule's verdict per document.
+  const { parse: parseLimited, rule } = documentLimits(opts);
   return {
     onParse({ setParseFn }) {
       setParseFn(parseLimited);

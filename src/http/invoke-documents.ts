@@ -1,0 +1,60 @@
+// Which GraphQL documents the invoke fast path may run: those made only of invoke fields at the
+// root of their operations, parsed and validated with exactly the rules yoga applies. Anything
+// else (admin operations, invalid documents, introspection) is left to yoga, which answers with
+// its own errors; so the fast path never has to produce a parse or validation error itself.
+import { getOperationAST, Kind, specifiedRules, validate, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode, type parse, type ValidationRule } from 'graphql';
+import { createLRUCache } from 'graphql-yoga';
+
+export interface InvokeDocumentsOptions {
+  schema: GraphQLSchema;
+  /** yoga's parse (the token limit included) */
+  parse: typeof parse;
+  /** the rules yoga adds to graphql's specified rules */
+  rules: ValidationRule[];
+  /** documents remembered, eligible or not (default 1,000) */
+  maxEntries?: number;
+  /** longer query texts are never remembered (default 16 KiB) */
+  maxQueryLength?: number;
+}
+
+const onlyInvokes = (op: OperationDefinitionNode) =>
+  (op.operation === 'query' || op.operation === 'mutation') &&
+  op.selectionSet.selections.every((s) => s.kind === Kind.FIELD && s.name.value === 'invoke');
+
+export class InvokeDocuments {
+  /** query text -> its document when eligible, false when yoga must take it */
+  private readonly known;
+  private readonly rules: ValidationRule[];
+  private readonly maxQueryLength: number;
+
+  constructor(private readonly opts: InvokeDocumentsOptions) {
+    this.known = createLRUCache<DocumentNode | false>({ max: opts.maxEntries ?? 1000 });
+    this.rules = [...specifiedRules, ...opts.rules];
+    this.maxQueryLength = opts.maxQueryLength ?? 16 * 1024;
+  }
+
+  /** The document to execute for this operation, or null: yoga handles the request. */
+  get(query: string, operationName: string | undefined): DocumentNode | null {
+    if (query.length > this.maxQueryLength) return null;
+    let document = this.known.get(query);
+    if (document === undefined) {
+      document = this.admit(query);
+      this.known.set(query, document);
+    }
+    if (!document) return null;
+    // A name that matches no operation (or none given for several) is an error yoga words.
+    return getOperationAST(document, operationName) ? document : null;
+  }
+
+  private admit(query: string): DocumentNode | false {
+    let document: DocumentNode;
+    try {
+      document = this.opts.parse(query);
+    } catch {
+      return false;
+    }
+    const operations = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
+    if (operations.length === 0 || !operations.every(onlyInvokes)) return false;
+    return validate(this.opts.schema, document, this.rules).length === 0 ? document : false;
+  }
+}
