@@ -1,6 +1,6 @@
-// A hub under test: `node --import tsx src/main.ts` in its own process, pinned to CPU 0, and what
+// A hub under test: `node dist/main.js` (as `npm start` runs it) in its own process, pinned to CPU 0, and what
 // the benchmark reads from it (its counters from GET /metrics, its RSS from /proc).
-import { cpuMsOf, freePort, rssOf, script, startNode, waitForHttp, type Child } from './processes.js';
+import { buildHub, cpuMsOf, freePort, rssOf, startNode, waitForHttp, type Child } from './processes.js';
 
 export const HUB_CPU = 0;
 
@@ -57,7 +57,7 @@ function metricValue(text: string, name: string): number | null {
 
 export async function startHubProcess(o: HubStart): Promise<HubUnderTest> {
   const port = await freePort();
-  const child: Child = startNode(o.name, script('src', 'main.ts'), {
+  const child: Child = startNode(o.name, buildHub(), {
     cpu: HUB_CPU,
     nodeArgs: o.nodeArgs,
     env: {

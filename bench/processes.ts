@@ -28,6 +28,16 @@ export function pinSelf(cpu: number): boolean {
   return true;
 }
 
+let built = false;
+/** Compiles src/ to dist/ once per run (`npm run build`): the hub runs as `npm start` runs it. */
+export function buildHub(): string {
+  if (!built) {
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+    built = true;
+  }
+  return path.join(ROOT, 'dist', 'main.js');
+}
+
 export interface Child {
   name: string;
   pid: number;
@@ -39,9 +49,9 @@ export interface Child {
 
 const running = new Set<Child>();
 
-/** Starts `node --import tsx <script>` pinned to cpu (when taskset exists). */
+/** Starts `node --import tsx <script>` (a .js script: plain node) pinned to cpu (when taskset exists). */
 export function startNode(name: string, script: string, opts: { cpu?: number; env?: Record<string, string>; nodeArgs?: string[] }): Child {
-  const args = [...(opts.nodeArgs ?? []), '--import', 'tsx', script];
+  const args = [...(opts.nodeArgs ?? []), ...(script.endsWith('.js') ? [] : ['--import', 'tsx']), script];
   const pinned = opts.cpu !== undefined && hasTaskset();
   const proc = pinned
     ? spawn('taskset', ['-c', String(opts.cpu), process.execPath, ...args], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] })
