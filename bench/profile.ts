@@ -1,5 +1,6 @@
 // npx tsx bench/profile.ts [--db pglite|postgres] [--duration <s>] [--warmup <s>] [--out <dir>]
 //                          [--target hub|plain] [--heap] [--node-arg <flag>]...
+//                          [--doc one|ten-batch|ten-identical|ten-distinct]
 //
 // One process under the one-invoke load, profiled: the hub (or the plain graphql-yoga reference)
 // runs with --cpu-prof; after a warm-up it is loaded for --duration seconds while its CPU time and
@@ -16,13 +17,13 @@ import { startHubProcess, type HubUnderTest } from './hub.js';
 import { runLoad } from './load.js';
 import { cpuMsOf, pinSelf, rssOf, script, startNode, stopAll, waitForLine } from './processes.js';
 import { summarise } from './profile-summary.js';
-import { PLAIN_SYSTEM, seedSmall, SMALL_TENANTS, tokenOf } from './seed.js';
+import { BATCH_SYSTEM, PLAIN_SYSTEM, seedSmall, SMALL_TENANTS, tokenOf } from './seed.js';
+import { ONE_DOC, tenDoc } from './documents.js';
 
 const POSTGRES_ADMIN_URL = process.env.HUB_BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-const ONE_DOC = 'query One($t: ID!, $s: ID!, $p: InvokeParams!) { invoke(tenantId: $t, systemId: $s, params: $p) { status ok data } }';
 
 function args() {
-  const o = { db: 'pglite', durationS: 20, warmupS: 15, out: path.resolve('bench-profiles'), target: 'hub', heap: false, connections: 32, nodeArgs: [] as string[] };
+  const o = { db: 'pglite', durationS: 20, warmupS: 15, out: path.resolve('bench-profiles'), target: 'hub', heap: false, connections: 32, nodeArgs: [] as string[], doc: 'one' };
   const a = process.argv.slice(2);
   for (let i = 0; i < a.length; i++) {
     const v = () => a[++i]!;
@@ -33,6 +34,7 @@ function args() {
     else if (a[i] === '--target') o.target = v();
     else if (a[i] === '--connections') o.connections = Number(v());
     else if (a[i] === '--heap') o.heap = true;
+    else if (a[i] === '--doc') o.doc = v();
     else if (a[i] === '--node-arg') o.nodeArgs.push(v());
     else throw new Error(`unknown option ${a[i]}`);
   }
@@ -116,7 +118,11 @@ async function main() {
         url: `${hub.url}/graphql`,
         method: 'POST' as const,
         headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${seeded.callerKey}` },
-        body: JSON.stringify({ query: ONE_DOC, variables: { t: SMALL_TENANTS[0], s: PLAIN_SYSTEM, p: { path: '/fast/1' } } }),
+        body: JSON.stringify(
+          o.doc === 'one'
+            ? { query: ONE_DOC, variables: { t: SMALL_TENANTS[0], s: PLAIN_SYSTEM, p: { path: '/fast/1' } } }
+            : { query: o.doc === 'ten-batch' ? tenDoc(BATCH_SYSTEM, (i) => `/fast/${i}`) : tenDoc(PLAIN_SYSTEM, o.doc === 'ten-identical' ? () => '/fast/1' : (i) => `/fast/${i}`) },
+        ),
         failIfBodyContains: '"errors"',
       };
     }

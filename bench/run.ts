@@ -34,6 +34,7 @@ import {
   SMALL_TENANTS,
   tokenOf,
 } from './seed.js';
+import { ONE_DOC, oneBody, tenDoc } from './documents.js';
 
 const CONNECTIONS = 32;
 const LOAD_CPU = 1;
@@ -145,14 +146,6 @@ async function postgresDatabase(name: string): Promise<string> {
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-const SELECTION = '{ status ok data }';
-const ONE_DOC = `query One($t: ID!, $s: ID!, $p: InvokeParams!) { invoke(tenantId: $t, systemId: $s, params: $p) ${SELECTION} }`;
-
-function tenDoc(systemId: string, pathOf: (i: number) => string): string {
-  const fields = Array.from({ length: 10 }, (_, i) => `i${i}: invoke(tenantId: "${SMALL_TENANTS[0]}", systemId: "${systemId}", params: { path: "${pathOf(i)}" }) ${SELECTION}`);
-  return `query Ten { ${fields.join(' ')} }`;
-}
-
 function hubRequest(hub: HubUnderTest, key: string, bodies: string[]): LoadRequest {
   return {
     url: `${hub.url}/graphql`,
@@ -163,7 +156,6 @@ function hubRequest(hub: HubUnderTest, key: string, bodies: string[]): LoadReque
   };
 }
 
-const oneBody = (tenantId: string, systemId: string, p: string) => JSON.stringify({ query: ONE_DOC, variables: { t: tenantId, s: systemId, p: { path: p } } });
 
 // ---------------------------------------------------------------------------------------------
 // Upstream

@@ -1,0 +1,14 @@
+// The GraphQL documents the benchmark and the profiler send: one invoke, or ten in one document.
+import { SMALL_TENANTS } from './seed.js';
+
+const SELECTION = '{ status ok data }';
+
+export const ONE_DOC = `query One($t: ID!, $s: ID!, $p: InvokeParams!) { invoke(tenantId: $t, systemId: $s, params: $p) ${SELECTION} }`;
+
+/** Ten aliased invoke fields to one system of the first small tenant, at pathOf(0..9). */
+export function tenDoc(systemId: string, pathOf: (i: number) => string): string {
+  const fields = Array.from({ length: 10 }, (_, i) => `i${i}: invoke(tenantId: "${SMALL_TENANTS[0]}", systemId: "${systemId}", params: { path: "${pathOf(i)}" }) ${SELECTION}`);
+  return `query Ten { ${fields.join(' ')} }`;
+}
+
+export const oneBody = (tenantId: string, systemId: string, p: string) => JSON.stringify({ query: ONE_DOC, variables: { t: tenantId, s: systemId, p: { path: p } } });
