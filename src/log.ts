@@ -9,6 +9,8 @@ export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
+  /** whether a line of this level is written: skip building fields for one that is not */
+  enabled(level: LogLevel): boolean;
   child(name: string): Logger;
 }
 
@@ -46,6 +48,7 @@ export function createLogger(level: LogLevel, sink: LogSink = (line) => process.
     info: (m, f) => write('info', m, f),
     warn: (m, f) => write('warn', m, f),
     error: (m, f) => write('error', m, f),
+    enabled: (lvl) => ORDER[lvl] >= min,
     child: (child) => createLogger(level, sink, `${name}.${child}`),
   };
 }

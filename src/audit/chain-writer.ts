@@ -8,7 +8,7 @@
 // - PGlite: through Prisma's interactive transaction, which PGlite runs one at a time.
 import pg from 'pg';
 import type { Prisma } from '../db/database.js';
-import { chainHash, GENESIS, type InvocationEntry } from './chain.js';
+import { chainHash, entryFieldsJson, GENESIS, type InvocationEntry } from './chain.js';
 
 const CHAIN_LOCK = 72_470_003;
 
@@ -20,15 +20,19 @@ export interface ChainWriter {
   close(): Promise<void>;
 }
 
-/** The batch chained onto prev, as the JSON text INSERT_JSON reads; each row's hash covers the one before. */
+/**
+ * The batch chained onto prev, as the JSON text INSERT_JSON reads: each row is the record's fields
+ * (serialised once: the hash covers that same text) followed by the previous hash and its own.
+ */
 function chainedRows(prev: string, batch: InvocationEntry[]): string {
   const rows = batch.map((e) => {
-    const hash = chainHash(prev, e);
-    const row = [e.id, e.createdAt.toISOString(), e.callerId, e.tenantId, e.systemId, e.method, e.path, e.status, e.code, e.durationMs, e.requestId, prev, hash];
+    const fields = entryFieldsJson(e);
+    const hash = chainHash(prev, e, fields);
+    const row = `${fields.slice(0, -1)},"${prev}","${hash}"]`;
     prev = hash;
     return row;
   });
-  return JSON.stringify(rows);
+  return `[${rows.join(',')}]`;
 }
 
 const LAST_HASH = `SELECT "hash" FROM "Invocation" ORDER BY "seq" DESC LIMIT 1`;

@@ -126,22 +126,9 @@ export class InvokeService {
       // Tenant and system label only calls whose binding exists: unknown ids from callers must not
       // grow the metric without bound.
       const known = call !== undefined;
-      this.deps.metrics?.invocations.inc({
-        tenant: known ? call!.target.tenantId : '',
-        system: known ? call!.target.systemId : '',
-        outcome: result ? 'ok' : (failure?.code ?? 'INTERNAL_SERVER_ERROR'),
-      });
+      this.deps.metrics?.countInvocation(known ? call!.target.tenantId : '', known ? call!.target.systemId : '', result ? 'ok' : (failure?.code ?? 'INTERNAL_SERVER_ERROR'));
       this.deps.metrics?.invokeDuration.observe(seconds);
-      this.deps.log.debug('invoke', {
-        requestId: result?.requestId ?? failure?.extensions.requestId ?? requestId,
-        traceId: scope.trace.traceId,
-        tenantId: args.tenantId,
-        systemId: args.systemId,
-        method,
-        status: result?.status,
-        code: failure?.code,
-        ms: Math.round(seconds * 1e6) / 1e3,
-      });
+      if (this.deps.log.enabled('debug')) this.logInvoke(scope, args, method, seconds, result, failure, requestId);
       this.deps.audit.record({
         id: randomUUID(),
         createdAt: new Date(),
@@ -156,6 +143,19 @@ export class InvokeService {
         requestId: result?.requestId ?? String(failure?.extensions.requestId ?? requestId),
       });
     }
+  }
+
+  private logInvoke(scope: InvokeScope, args: InvokeArgs, method: HttpMethod, seconds: number, result: InvokeResult | undefined, failure: HubError | undefined, requestId: string) {
+    this.deps.log.debug('invoke', {
+      requestId: result?.requestId ?? failure?.extensions.requestId ?? requestId,
+      traceId: scope.trace.traceId,
+      tenantId: args.tenantId,
+      systemId: args.systemId,
+      method,
+      status: result?.status,
+      code: failure?.code,
+      ms: Math.round(seconds * 1e6) / 1e3,
+    });
   }
 
   private async prepare(scope: InvokeScope, args: InvokeArgs, method: HttpMethod, mode: 'query' | 'mutation', requestId: string): Promise<PreparedCall> {

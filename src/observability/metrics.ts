@@ -23,6 +23,18 @@ export class HubMetrics {
     labelNames: ['tenant', 'system', 'outcome'] as const,
     registers: [this.registry],
   });
+  // prom-client hashes a label object on every inc(); the children are kept per label set instead
+  // (bounded like the label sets themselves: by the registry).
+  private readonly invocationChildren = new Map<string, { inc(): void }>();
+
+  /** One invoke field ended: outcome is 'ok' or its error code; tenant and system '' when unknown. */
+  countInvocation(tenant: string, system: string, outcome: string): void {
+    const key = `${tenant}\u0000${system}\u0000${outcome}`;
+    let child = this.invocationChildren.get(key);
+    if (!child) this.invocationChildren.set(key, (child = this.invocations.labels(tenant, system, outcome)));
+    child.inc();
+  }
+
   readonly tokenRefreshes = new Counter({
     name: 'hub_token_refreshes_total',
     help: 'requests to OAuth2 token endpoints by outcome: ok or failed',
