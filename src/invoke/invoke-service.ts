@@ -9,7 +9,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import { badInput, forbidden, HubError, notFound } from '../errors.js';
 import type { HttpMethod } from '../generated/prisma/enums.js';
 import type { Logger } from '../log.js';
-import { bindingKey, type RegistryLoaders } from '../registry/loaders.js';
+import { bindingKey, grantKey, type RegistryLoaders } from '../registry/loaders.js';
 import type { RegistryCache } from '../registry/registry-cache.js';
 import type { HubMetrics } from '../observability/metrics.js';
 import type { SecretBox } from '../secrets/secret-box.js';
@@ -55,7 +55,11 @@ const MAX_BODY = 1024 * 1024;
 const clip = (s: string, n: number) => (s.length > n ? s.slice(0, n) : s);
 // Caller-chosen text in a record is escaped like JSON: NUL and lone surrogates, which PostgreSQL
 // text cannot hold, never reach the database and cannot wedge the audit writer.
-const storable = (s: unknown, n: number) => clip(JSON.stringify(String(s)).slice(1, -1), n);
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/; // printable ASCII but " and \: nothing to escape
+const storable = (s: unknown, n: number) => {
+  const text = String(s);
+  return clip(PLAIN.test(text) ? text : JSON.stringify(text).slice(1, -1), n);
+};
 
 export class InvokeService {
   private readonly quota: Limiter;
@@ -164,7 +168,9 @@ export class InvokeService {
     // 1. The request itself: checks that reveal nothing about any tenant or system.
     if (principal.disabled) throw forbidden('This caller is disabled.');
     if (!isAdmin(principal)) {
-      const quota = await this.quota.hit(principal.callerId, principal.quotaPerMinute ?? this.deps.quotaPerMinute);
+      const hit = this.quota.hit(principal.callerId, principal.quotaPerMinute ?? this.deps.quotaPerMinute);
+      // The in-process limiter answers at once: no await (a microtask per invoke field) for it.
+      const quota = hit instanceof Promise ? await hit : hit;
       if (!quota.allowed) {
         throw new HubError('RATE_LIMITED', 'This caller has used its invoke quota for this minute.', { retryAfterMs: quota.retryAfterMs });
       }
@@ -185,7 +191,7 @@ export class InvokeService {
     // 2. The grant, before anything about the target is looked at: an unknown tenant and an
     //    ungranted one look the same to a caller.
     if (!isAdmin(principal)) {
-      const grants = await loaders.grantsOfCaller.load(principal.callerId);
+      const grants = await loaders.grantsOnTenant.load(grantKey(principal.callerId, tenantId));
       if (!grants.some((g) => grantCovers(g, { tenantId, systemId, method, path }))) {
         throw forbidden(`No grant allows this caller to ${method} ${path} on system "${clip(systemId, 64)}" of tenant "${clip(tenantId, 64)}".`);
       }

@@ -5,9 +5,12 @@ import type { Prisma } from '../db/database.js';
 import type { ApiKey, Binding, Caller, Grant, OAuthToken, System, Tenant } from '../generated/prisma/client.js';
 import type { RegistryCache } from './registry-cache.js';
 import { notFound } from '../errors.js';
+import { isRegistryId } from './validate.js';
 
 const SEP = '\u0000';
 export const bindingKey = (tenantId: string, systemId: string) => tenantId + SEP + systemId;
+/** A caller's grants on one tenant: what an invoke needs, however many tenants the caller may reach. */
+export const grantKey = (callerId: string, tenantId: string) => callerId + SEP + tenantId;
 
 function byId<T extends { id: string }>(ids: readonly string[], rows: T[]): (T | null)[] {
   const map = new Map(rows.map((r) => [r.id, r]));
@@ -79,10 +82,23 @@ export function createRegistryLoaders(prisma: Prisma, cache?: RegistryCache) {
       const map = new Map(rows.map((r) => [bindingKey(r.tenantId, r.systemId), r]));
       return keys.map((k) => map.get(k) ?? null);
     }),
-    grantsOfCaller: new DataLoader<string, Grant[]>(
-      throughCache(cache, 'grants:', async (ids) =>
-        grouped(ids, await prisma.grant.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (g) => g.callerId),
-      ),
+    /** every grant of a caller (admin reads: never cached) */
+    grantsOfCaller: new DataLoader<string, Grant[]>(async (ids) =>
+      grouped(ids, await prisma.grant.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (g) => g.callerId),
+    ),
+    /**
+     * A caller's grants on one tenant (key: grantKey), cached per pair: a caller granted 100,000
+     * tenants costs a cache entry per tenant it calls, not one 100,000-row entry read and
+     * scanned on every invoke.
+     */
+    grantsOnTenant: new DataLoader<string, Grant[]>(
+      throughCache(cache, 'grants:', async (keys) => {
+        // A tenant id no tenant can have (a caller's typo, or NUL and lone surrogates, which
+        // PostgreSQL text cannot even hold) has no grants: no query for it.
+        const pairs = keys.map((k) => k.split(SEP) as [string, string]).filter(([, tenantId]) => isRegistryId(tenantId));
+        const rows = pairs.length ? await prisma.grant.findMany({ where: { OR: pairs.map(([callerId, tenantId]) => ({ callerId, tenantId })) }, orderBy: { createdAt: 'asc' } }) : [];
+        return grouped(keys, rows, (g) => grantKey(g.callerId, g.tenantId));
+      }),
     ),
     apiKeysOfCaller: new DataLoader<string, ApiKey[]>(async (ids) =>
       grouped(ids, await prisma.apiKey.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (k) => k.callerId),

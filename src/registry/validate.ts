@@ -5,6 +5,9 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 // RFC 9110 token characters: what a header name may be made of.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
 
+/** Could a registry row have this id? (An id that could not was never stored.) */
+export const isRegistryId = (value: string): boolean => ID.test(value);
+
 export function checkId(field: string, value: string): string {
   if (!ID.test(value)) {
     throw badInput(`${field} must be 1 to 64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit.`);
