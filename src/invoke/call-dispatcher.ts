@@ -18,7 +18,9 @@ export function createCallDispatcher(exchange: UpstreamExchange, trace: TraceCon
       const byBinding = new Map<string, number[]>();
       calls.forEach((c, i) => {
         const k = c.target.batchPath ? `${c.target.tenantId}\u0000${c.target.systemId}` : `single\u0000${i}`;
-        byBinding.set(k, [...(byBinding.get(k) ?? []), i]);
+        const group = byBinding.get(k);
+        if (group) group.push(i);
+        else byBinding.set(k, [i]);
       });
       await Promise.all(
         [...byBinding.values()].flatMap((indexes) => {

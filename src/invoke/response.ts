@@ -20,7 +20,8 @@ const ALLOWED = new Set([
 
 export function allowedHeaders(headers: Record<string, string | string[] | undefined | null | number>, secret?: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     const lower = name.toLowerCase();
     if (!ALLOWED.has(lower) || value == null) continue;
     const text = Array.isArray(value) ? value.join(', ') : String(value);
