@@ -1,6 +1,8 @@
 // The process around the API: health, readiness, GraphiQL, start-up on new and existing data,
 // restarts that keep data and credentials, concurrent start-ups, graceful drain.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +12,7 @@ import { readMigrations } from '../src/db/migrate.js';
 import { startHub, type Hub } from '../src/hub.js';
 import { testDatabases } from './helpers/databases.js';
 import { createCallerWithGrant, INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
+import { startHubProcess } from './helpers/hub-process.js';
 import { createTestDatabase } from './helpers/test-database.js';
 import { startTestHub, type TestHub } from './helpers/test-hub.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
@@ -42,6 +45,53 @@ describe('configuration', () => {
     expect(c.resilience).toEqual({ retry: { maxRetries: 2, baseDelayMs: 100, maxDelayMs: 2000 }, breaker: { failureThreshold: 5, openMs: 30_000 }, maxConcurrentPerDeployment: 1024 });
     expect([c.drainDelayMs, c.idempotencyTtlMs]).toEqual([0, 86_400_000]);
     expect(() => parseConfig({ HUB_AUDIT_BUFFER_MAX: '0' })).toThrow(/HUB_AUDIT_BUFFER_MAX/);
+    expect([c.fastPath, c.heapGrowthPercent]).toEqual([true, 50]);
+    expect(parseConfig({ HUB_FAST_PATH: 'false', HUB_HEAP_GROWTH_PERCENT: '0' })).toMatchObject({ fastPath: false, heapGrowthPercent: 0 });
+    expect(() => parseConfig({ HUB_FAST_PATH: 'sometimes' })).toThrow(/HUB_FAST_PATH/);
+    expect(() => parseConfig({ HUB_HEAP_GROWTH_PERCENT: '-5' })).toThrow(/HUB_HEAP_GROWTH_PERCENT/);
+  });
+});
+
+// `npm start` compiles src/ to dist/ and runs it with plain node: that build must start and serve.
+describe('the compiled build (npm start)', () => {
+  const kind = testDatabases().includes('postgres') ? 'postgres' : 'pglite';
+  it(`compiles, migrates a new ${kind} database and answers an invoke`, { timeout: 180_000 }, async () => {
+    const root = new URL('..', import.meta.url).pathname;
+    await promisify(execFile)(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { cwd: root });
+    const db = await createTestDatabase(kind, { empty: true });
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-build-'));
+    const upstream = await startUpstream();
+    const adminKey = `build-admin-${randomBytes(24).toString('hex')}`;
+    const hub = await startHubProcess(
+      {
+        HUB_DATA_DIR: dataDir,
+        HUB_ADMIN_KEY: adminKey,
+        ...(db.url ? { DATABASE_URL: db.url, HUB_ENCRYPTION_KEY: randomBytes(32).toString('base64') } : {}),
+      },
+      { args: ['dist/main.js'], timeoutMs: 150_000 },
+    );
+    try {
+      const admin = async (query: string) => {
+        const res = await hub.gql(query, undefined, adminKey);
+        expect(res.body.errors).toBeUndefined();
+        return res.body.data;
+      };
+      await admin(`mutation { createTenant(input: { id: "acme", name: "Acme" }) { id } }`);
+      await admin(`mutation { createSystem(input: { id: "crm", name: "CRM", mode: EXCLUSIVE }) { id } }`);
+      await admin(`mutation { bindSystem(input: { tenantId: "acme", systemId: "crm", baseUrl: "${upstream.url}", credential: { kind: BEARER, token: "built-token" } }) { baseUrl } }`);
+      const res = await hub.gql(INVOKE_QUERY, { t: 'acme', s: 'crm', p: { path: '/built' } }, adminKey);
+      expect(res.body.errors).toBeUndefined();
+      expect(res.body.data.invoke.status).toBe(200);
+      expect(upstream.requests.at(-1)!.headers.authorization).toBe('Bearer built-token');
+      // The fast path served it: the compiled build runs the same code as the tests.
+      const metrics = await (await fetch(`${hub.url}/metrics`)).text();
+      expect(metrics).toMatch(/^hub_fast_path_requests_total\{outcome="served"\} 1$/m);
+    } finally {
+      await hub.stop();
+      await upstream.close();
+      await db.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -23,11 +23,11 @@ export interface HubProcess {
   kill9(): Promise<void>;
 }
 
-export async function startHubProcess(env: Record<string, string>, opts: { timeoutMs?: number } = {}): Promise<HubProcess> {
+export async function startHubProcess(env: Record<string, string>, opts: { timeoutMs?: number; /** node's arguments (default: the sources through tsx) */ args?: string[] } = {}): Promise<HubProcess> {
   // A free port chosen here, and readiness from /readyz: nothing depends on the log level.
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const proc = spawn(process.execPath, opts.args ?? ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HUB_HOST: '127.0.0.1', HUB_LOG_LEVEL: 'info', ...env, HUB_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
