@@ -16,7 +16,7 @@ interface RawAnswer {
 }
 
 /** One HTTP request with exactly these headers (fetch would add its own). */
-function send(url: string, headers: Record<string, string>, body: string, method = 'POST', path = '/graphql'): Promise<RawAnswer> {
+function send(url: string, headers: Record<string, string>, body: string | Buffer, method = 'POST', path = '/graphql'): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const req = request(`${url}${path}`, { method, headers: { 'content-length': String(Buffer.byteLength(body)), ...headers } }, (res) => {
       const chunks: Buffer[] = [];
@@ -52,7 +52,7 @@ interface Case {
   name: string;
   key?: Key;
   headers?: Record<string, string>;
-  /** an object is sent as JSON */
+  /** an object is sent as JSON; a string or Buffer as it is */
   body: unknown;
   /** the fast path runs it (else it goes to yoga, before or after its body is read) */
   fast: boolean;
@@ -98,6 +98,9 @@ const CASES: Case[] = [
   { name: 'a JSON array (batching is off)', body: [one({ path: '/b' })], fast: false },
   { name: 'query not a string', body: { query: 42 }, fast: false },
   { name: 'introspection', body: { query: '{ __schema { queryType { name } } }' }, fast: false },
+  { name: 'a document longer than the fast path remembers', body: one({ path: '/long' }, { query: ONE + ' '.repeat(5000) }), fast: false },
+  // Bytes that are not UTF-8 inside a JSON string: yoga gets the same bytes the client sent.
+  { name: 'a body that is not UTF-8', body: Buffer.concat([Buffer.from('{"query":"{ viewer { role } }","operationName":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]), fast: false },
   // Left to yoga before the body is read:
   { name: 'Origin header (CORS)', headers: { origin: 'https://portal.example' }, body: one({ path: '/c' }), fast: false },
   { name: 'Accept text/event-stream', headers: { accept: 'text/event-stream' }, body: one({ path: '/s' }), fast: false },
@@ -136,7 +139,7 @@ describe.each(testDatabases())('the invoke fast path answers as yoga does, on %s
 
   async function ask(hub: TestHub, c: Case): Promise<RawAnswer> {
     const key = keys.get(hub)![c.key ?? 'caller'];
-    const body = typeof c.body === 'string' ? c.body : JSON.stringify(c.body);
+    const body = typeof c.body === 'string' || Buffer.isBuffer(c.body) ? c.body : JSON.stringify(c.body);
     return send(hub.url, { ...JSON_HEADERS, ...(key ? { authorization: `Bearer ${key}` } : {}), ...c.headers }, body);
   }
 

@@ -11,9 +11,12 @@ export interface InvokeDocumentsOptions {
   parse: typeof parse;
   /** the rules yoga adds to graphql's specified rules */
   rules: ValidationRule[];
-  /** documents remembered, eligible or not (default 1,000) */
+  /** documents remembered, eligible or not (default 500) */
   maxEntries?: number;
-  /** longer query texts are never remembered (default 16 KiB) */
+  /**
+   * longer query texts go to yoga (default 4 KiB: invoke documents are short). With maxEntries it
+   * bounds the memory a client can make this cache hold (it is filled before authentication).
+   */
   maxQueryLength?: number;
 }
 
@@ -28,9 +31,9 @@ export class InvokeDocuments {
   private readonly maxQueryLength: number;
 
   constructor(private readonly opts: InvokeDocumentsOptions) {
-    this.known = createLRUCache<DocumentNode | false>({ max: opts.maxEntries ?? 1000 });
+    this.known = createLRUCache<DocumentNode | false>({ max: opts.maxEntries ?? 500 });
     this.rules = [...specifiedRules, ...opts.rules];
-    this.maxQueryLength = opts.maxQueryLength ?? 16 * 1024;
+    this.maxQueryLength = opts.maxQueryLength ?? 4 * 1024;
   }
 
   /** The document to execute for this operation, or null: yoga handles the request. */

@@ -72,12 +72,12 @@ function paramsOf(body: string): Params | null {
   return p as unknown as Params;
 }
 
-/** The body as text; Node's parser yields exactly Content-Length bytes. */
-function readBody(req: IncomingMessage): Promise<string> {
+/** The body's bytes; Node's parser yields exactly Content-Length of them. */
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -114,8 +114,8 @@ export class InvokeFastPath {
     return true;
   }
 
-  private async run(req: IncomingMessage, res: ServerResponse, body: string, accepted: string): Promise<void> {
-    const params = paramsOf(body);
+  private async run(req: IncomingMessage, res: ServerResponse, body: Buffer, accepted: string): Promise<void> {
+    const params = paramsOf(body.toString('utf8'));
     const document = params && this.opts.documents.get(params.query, params.operationName ?? undefined);
     if (!params || !document) {
       this.opts.onTaken?.('yoga');
@@ -153,8 +153,8 @@ export class InvokeFastPath {
     await send(res, response, true);
   }
 
-  /** Yoga answers a request whose body this path has read. */
-  private async toYoga(req: IncomingMessage, res: ServerResponse, body: string): Promise<void> {
+  /** Yoga answers a request whose body this path has read (the same bytes). */
+  private async toYoga(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
     const headers: [string, string][] = [];
     for (const [name, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers.push([name, Array.isArray(value) ? value.join(', ') : value]);
