@@ -138,7 +138,12 @@ export function createApp(deps: AppDeps): App {
           schema,
           documents: new InvokeDocuments({ schema, parse: limits.parse, rules: [limits.rule, ...noIntrospection] }),
           contextFor: (req: IncomingMessage) => contextFor(req.headers.authorization ?? null, headerText(req.headers.traceparent), req.socket.remoteAddress),
-          maskError,
+          // As yoga wraps it: an error replaced by its masked form is logged (by name and message).
+          maskError: (error: unknown, message: string) => {
+            const masked = maskError(error, message);
+            if (masked !== error) log.error(...logArgs([error]));
+            return masked;
+          },
           maxRequestBytes: settings.maxRequestBytes,
           yoga,
           log: log.child('fast-path'),

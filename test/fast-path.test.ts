@@ -67,6 +67,7 @@ const CASES: Case[] = [
   { name: 'one invoke, graphql-response+json', headers: { accept: 'application/graphql-response+json' }, body: one({ path: '/p/4' }), fast: true },
   { name: 'one invoke, both media types', headers: { accept: 'application/graphql-response+json, application/json' }, body: one({ path: '/p/5' }), fast: true },
   { name: 'content type with charset', headers: { 'content-type': 'application/json; charset=utf-8' }, body: one({ path: '/p/6' }), fast: true },
+  { name: 'json listed before graphql-response+json', headers: { accept: 'application/json, application/graphql-response+json' }, body: one({ path: '/p/6b' }), fast: true },
   { name: 'ten identical invokes', body: { query: TEN, variables: { p: { path: '/same' } } }, fast: true },
   { name: 'mutation invoke with a body', body: { query: MUTATE, variables: { p: { method: 'POST', path: '/orders', body: { n: 1 } } } }, fast: true },
   { name: 'upstream answers 500', body: one({ path: '/fail' }), fast: true },
@@ -105,6 +106,9 @@ const CASES: Case[] = [
   { name: 'Origin header (CORS)', headers: { origin: 'https://portal.example' }, body: one({ path: '/c' }), fast: false },
   { name: 'Accept text/event-stream', headers: { accept: 'text/event-stream' }, body: one({ path: '/s' }), fast: false },
   { name: 'text/plain body', headers: { 'content-type': 'text/plain' }, body: one({ path: '/t' }), fast: false },
+  // Yoga's JSON parser matches the media type case-sensitively and with ";" right after it.
+  { name: 'Application/JSON (yoga: 415)', headers: { 'content-type': 'Application/JSON' }, body: one({ path: '/ct1' }), fast: false },
+  { name: 'space before the charset separator', headers: { 'content-type': 'application/json ;charset=utf-8' }, body: one({ path: '/ct2' }), fast: false },
 ];
 
 describe.each(testDatabases())('the invoke fast path answers as yoga does, on %s', (kind) => {
@@ -149,13 +153,24 @@ describe.each(testDatabases())('the invoke fast path answers as yoga does, on %s
     return { served: count('served'), yoga: count('yoga') };
   }
 
+  /** The error lines a hub logged since line `from`, by logger and message. */
+  const errorLines = (hub: TestHub, from: number) =>
+    hub.logs
+      .slice(from)
+      .map((line) => JSON.parse(line) as { level: string; logger: string; msg: string })
+      .filter((l) => l.level === 'error')
+      .map((l) => `${l.logger}: ${l.msg}`.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, '<uuid>'));
+
   it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
     const before = await fastPathCounts(fast);
+    const logsBefore = [fast.logs.length, plain.logs.length];
     const answers = [];
     // One after the other: the upstream's record and the registry must see the same sequence.
     for (const hub of [fast, plain]) answers.push(await ask(hub, c));
     const [viaFast, viaYoga] = answers.map(comparable);
     expect(viaFast).toEqual(viaYoga);
+    // The same error lines too (yoga logs each error it masks).
+    expect(errorLines(fast, logsBefore[0]!)).toEqual(errorLines(plain, logsBefore[1]!));
     const after = await fastPathCounts(fast);
     expect(after.served - before.served).toBe(c.fast ? 1 : 0);
     expect(await fastPathCounts(plain)).toEqual({ served: 0, yoga: 0 });

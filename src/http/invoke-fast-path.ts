@@ -20,10 +20,13 @@ import type { InvokeDocuments } from './invoke-documents.js';
 
 /** yoga's default masked-error message */
 const UNEXPECTED = 'Unexpected error.';
-const JSON_BODY = /^application\/json\s*(;\s*charset=utf-8\s*)?$/i;
+// Yoga's JSON parser takes "application/json" exactly or followed by ";" (case-sensitive); of
+// those, only the plain form and an explicit UTF-8 charset come here.
+const isJsonBody = (ct: string | undefined) =>
+  ct === 'application/json' || (ct !== undefined && ct.startsWith('application/json;') && /^;\s*charset=utf-8\s*$/i.test(ct.slice(16)));
 const CONTENT_LENGTH = /^\d+$/;
 
-// Accept values as yoga negotiates them (the last matching media type wins): the common ones only.
+// Accept values as yoga negotiates them (of a list, the first type it can answer wins): the common ones only.
 const ACCEPTED = new Map<string | undefined, string>([
   [undefined, 'application/json'],
   ['', 'application/json'],
@@ -31,7 +34,7 @@ const ACCEPTED = new Map<string | undefined, string>([
   ['application/json', 'application/json'],
   ['application/graphql-response+json', 'application/graphql-response+json'],
   ['application/graphql-response+json, application/json', 'application/graphql-response+json'],
-  ['application/json, application/graphql-response+json', 'application/graphql-response+json'],
+  ['application/json, application/graphql-response+json', 'application/json'],
 ]);
 
 export interface InvokeFastPathOptions {
@@ -39,7 +42,7 @@ export interface InvokeFastPathOptions {
   documents: InvokeDocuments;
   /** the same context yoga's requests get */
   contextFor: (req: IncomingMessage) => Promise<HubContext>;
-  /** yoga's maskError */
+  /** yoga's maskError, logging what it replaces as yoga does */
   maskError: (error: unknown, message: string) => Error;
   maxRequestBytes: number;
   /** where requests this path took but cannot run go, with the body already read */
@@ -95,7 +98,7 @@ export class InvokeFastPath {
       accepted === undefined ||
       h.origin !== undefined ||
       h['content-encoding'] !== undefined ||
-      !JSON_BODY.test(h['content-type'] ?? '') ||
+      !isJsonBody(h['content-type']) ||
       length === undefined ||
       !CONTENT_LENGTH.test(length) ||
       Number(length) > this.opts.maxRequestBytes
