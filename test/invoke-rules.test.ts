@@ -528,6 +528,11 @@ describe.each(testDatabases())('invoke rules on %s', (kind) => {
       big.route('/cl/1001', (_req, res) => fixed(res, 1001, 'x'));
       big.route('/chunked/5000', (_req, res) => chunked(res, 5000, 'LEAKY-CHUNK-'));
       big.route('/chunked/1000', (_req, res) => chunked(res, 1000, 'y'));
+      // 103 Early Hints first (whose headers say nothing of the answer's size), then the answer.
+      big.route('/hints', (_req, res) => {
+        res.writeEarlyHints({ link: '</style.css>; rel=preload', 'content-length': '999999' });
+        fixed(res, 10, 'h');
+      });
       small = await startTestHub(kind, { env: { HUB_MAX_RESPONSE_BYTES: '1000' } });
       await seedExclusive(small, { tenantId: 'acme', systemId: 'big', baseUrl: big.url });
     });
@@ -555,6 +560,13 @@ describe.each(testDatabases())('invoke rules on %s', (kind) => {
       expect(res.body.errors).toBeUndefined();
       expect(res.body.data.invoke.status).toBe(200);
       expect((res.body.data.invoke.data as string).length).toBe(1000);
+    });
+
+    it('reads the answer after a 103 Early Hints, not the hints, for status and size', async () => {
+      const res = await small.gql(INVOKE_QUERY, { t: 'acme', s: 'big', p: { path: '/hints' } });
+      expect(res.body.errors).toBeUndefined();
+      expect(res.body.data.invoke.status).toBe(200);
+      expect((res.body.data.invoke.data as string).length).toBe(10);
     });
 
     it('survives a too-large answer with a content-length: no uncaught exception in the hub process', async () => {

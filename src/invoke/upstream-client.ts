@@ -111,6 +111,7 @@ export class UpstreamClient {
             if (settled) c.abort(new Error('deadline passed'));
           },
           onResponseStart(c, statusCode, responseHeaders) {
+            if (statusCode < 200) return; // informational (103 Early Hints): the answer follows
             status = statusCode;
             headers = responseHeaders;
             // A HEAD answer's content-length describes a body that is never sent.
