@@ -11,7 +11,7 @@ import type { Logger } from './log.js';
 import { useBodyLimit } from './plugins/use-body-limit.js';
 import { documentLimits, useDocumentLimits, type DocumentLimitsOptions } from './plugins/use-document-limits.js';
 import { InvokeDocuments } from './http/invoke-documents.js';
-import { InvokeFastPath } from './http/invoke-fast-path.js';
+import { headerText, InvokeFastPath } from './http/invoke-fast-path.js';
 import { useNoSuggestions } from './plugins/use-no-suggestions.js';
 import { useReadiness } from './plugins/use-readiness.js';
 import { useMetrics } from './plugins/use-metrics.js';
@@ -21,7 +21,6 @@ import { useRegistryInvalidation } from './plugins/use-registry-invalidation.js'
 import type { ChangeFeed } from './registry/change-feed.js';
 import { useSecurityHeaders } from './plugins/use-security-headers.js';
 import { NoSchemaIntrospectionCustomRule, type ValidationRule } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
 import { createRegistryLoaders } from './registry/loaders.js';
 import { hubSchema } from './schema/index.js';
 import { createMaskError } from './utils/mask-error.js';
@@ -74,7 +73,8 @@ function logArgs(args: unknown[]): [string, Record<string, unknown>] {
 export function createApp(deps: AppDeps): App {
   const { services, authenticator, exchange, log, settings } = deps;
   const limits = documentLimits(settings.limits);
-  const noIntrospection: ValidationRule[] = settings.introspection ? [] : [NoSchemaIntrospectionCustomRule];
+  // The rules yoga adds to graphql's own; the fast path validates with the same list.
+  const validationRules: ValidationRule[] = [limits.rule, ...(settings.introspection ? [] : [NoSchemaIntrospectionCustomRule])];
   const maskError = createMaskError(log.child('errors'));
   const schema = hubSchema();
   // One context for both paths: who asks (from the Authorization header), per-request loaders,
@@ -126,9 +126,8 @@ export function createApp(deps: AppDeps): App {
       useReadiness({ check: deps.isReady }),
       useMetrics(deps.metrics),
       useRegistryInvalidation(services.cache, deps.changeFeed, log.child('registry')),
-      useDocumentLimits(settings.limits),
+      useDocumentLimits(limits.parse, validationRules),
       useNoSuggestions(),
-      ...(settings.introspection ? [] : [{ onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) } satisfies Plugin]),
     ],
   });
   const fastPath =
@@ -136,7 +135,7 @@ export function createApp(deps: AppDeps): App {
       ? null
       : new InvokeFastPath({
           schema,
-          documents: new InvokeDocuments({ schema, parse: limits.parse, rules: [limits.rule, ...noIntrospection] }),
+          documents: new InvokeDocuments({ schema, parse: limits.parse, rules: validationRules }),
           contextFor: (req: IncomingMessage) => contextFor(req.headers.authorization ?? null, headerText(req.headers.traceparent), req.socket.remoteAddress),
           // As yoga wraps it: an error replaced by its masked form is logged (by name and message).
           maskError: (error: unknown, message: string) => {
@@ -156,5 +155,3 @@ export function createApp(deps: AppDeps): App {
   };
 }
 
-/** A header as the Fetch API reads it: repeated values joined. */
-const headerText = (value: string | string[] | undefined): string | null => (value === undefined ? null : Array.isArray(value) ? value.join(', ') : value);

@@ -58,6 +58,9 @@ interface Params {
   operationName?: string | null;
 }
 
+/** A Node header as the Fetch API reads it: repeated values joined. */
+export const headerText = (value: string | string[] | undefined): string | null => (value === undefined ? null : Array.isArray(value) ? value.join(', ') : value);
+
 /** A body yoga would read as one operation with no extensions, or null. */
 function paramsOf(body: string): Params | null {
   let value: unknown;
@@ -160,7 +163,8 @@ export class InvokeFastPath {
   private async toYoga(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
     const headers: [string, string][] = [];
     for (const [name, value] of Object.entries(req.headers)) {
-      if (value !== undefined) headers.push([name, Array.isArray(value) ? value.join(', ') : value]);
+      const text = headerText(value);
+      if (text !== null) headers.push([name, text]);
     }
     // A fixed origin: plugins read only the path, and a Host header is the client's to garble.
     const response = await this.opts.yoga.fetch(`http://localhost${req.url}`, { method: req.method, headers, body }, { req, res });

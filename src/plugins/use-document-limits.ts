@@ -90,16 +90,19 @@ export function documentLimits(opts: DocumentLimitsOptions = {}): { parse: typeo
   return { parse: parseLimited, rule };
 }
 
-export function useDocumentLimits(opts: DocumentLimitsOptions = {}): Plugin {
-  // Built once: yoga's parser cache answers repeated documents before this parser is reached, and
-  // its validation cache keeps this rule's verdict per document.
-  const { parse: parseLimited, rule } = documentLimits(opts);
+/**
+ * The token-limited parse, and the validation rules yoga adds to graphql's (the limits' rule among
+ * them): built once by the caller, which hands the same ones to the invoke fast path. Yoga's parser
+ * cache answers repeated documents before this parser is reached, and its validation cache keeps
+ * the rules' verdict per document.
+ */
+export function useDocumentLimits(parseLimited: typeof parse, rules: readonly ValidationRule[]): Plugin {
   return {
     onParse({ setParseFn }) {
       setParseFn(parseLimited);
     },
     onValidate({ addValidationRule }) {
-      addValidationRule(rule);
+      for (const rule of rules) addValidationRule(rule);
     },
   };
 }
