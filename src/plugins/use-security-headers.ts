@@ -14,15 +14,23 @@ const COMMON: readonly (readonly [string, string])[] = [
 const HTML_CSP = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 const DATA_CSP = "default-src 'none'; frame-ancestors 'none'";
 
+type Pairs = readonly (readonly [string, string])[];
+const NO_STORE = ['cache-control', 'no-store'] as const;
+// The four sets, built once: nothing is allocated per response.
+const HTML: Pairs = [...COMMON, ['content-security-policy', HTML_CSP]];
+const DATA: Pairs = [...COMMON, ['content-security-policy', DATA_CSP]];
+const HTML_NO_STORE: Pairs = [...HTML, NO_STORE];
+const DATA_NO_STORE: Pairs = [...DATA, NO_STORE];
+
 /** The headers to set on a response of this content type (cache-control only where none is set). */
-export function securityHeaders(contentType: string | null, hasCacheControl: boolean): (readonly [string, string])[] {
-  const pairs = [...COMMON, ['content-security-policy', contentType?.includes('text/html') ? HTML_CSP : DATA_CSP] as const];
-  if (!hasCacheControl) pairs.push(['cache-control', 'no-store']);
-  return pairs;
+export function securityHeaders(contentType: string | null, hasCacheControl: boolean): Pairs {
+  const html = contentType?.includes('text/html') === true;
+  if (hasCacheControl) return html ? HTML : DATA;
+  return html ? HTML_NO_STORE : DATA_NO_STORE;
 }
 
-/** Every JSON answer of the invoke fast path: built once. */
-export const JSON_RESPONSE_SECURITY_HEADERS = securityHeaders('application/json', false);
+/** Every JSON answer of the invoke fast path. */
+export const JSON_RESPONSE_SECURITY_HEADERS = DATA_NO_STORE;
 
 export function useSecurityHeaders(): Plugin {
   return {
