@@ -20,9 +20,10 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 // Errors that pass: the write may succeed if tried again later (a transaction that could not start
-// or ran out of time, a deadlock, a lock or statement timeout, a serialization failure, a busy pool).
+// or ran out of time, a deadlock, a lock or statement timeout, a serialization failure), besides
+// everything isDatabaseUnavailable recognises (a busy pool among them).
 const TRANSIENT_CODES = new Set(['P2028', 'P2034', '40001', '40P01', '55P03', '57014']);
-const TRANSIENT_MESSAGES = /Unable to start a transaction|Transaction already closed|timeout exceeded when trying to connect|deadlock detected|canceling statement due to (lock|statement) timeout|could not serialize access/i;
+const TRANSIENT_MESSAGES = /Unable to start a transaction|Transaction already closed|deadlock detected|canceling statement due to (lock|statement) timeout|could not serialize access/i;
 
 /** The database is away, or refused for a reason that passes: retry rather than give up on the data. */
 export function isDatabaseTransient(error: unknown): boolean {
