@@ -3,7 +3,7 @@
 // races. It listens on a free port on loopback and is ready once /readyz says so; its output lines
 // are kept for assertions.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from './free-port.js';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -82,18 +82,6 @@ export async function startHubProcess(env: Record<string, string>, opts: { timeo
     },
   };
   return hub;
-}
-
-/** A port nothing listens on right now: bound once on loopback, then released. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Waits until check() is true, polling every 20 ms; false once withinMs has passed. */
