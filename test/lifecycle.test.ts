@@ -83,9 +83,9 @@ describe('the compiled build (npm start)', () => {
       expect(res.body.errors).toBeUndefined();
       expect(res.body.data.invoke.status).toBe(200);
       expect(upstream.requests.at(-1)!.headers.authorization).toBe('Bearer built-token');
-      // The fast path served it: the compiled build runs the same code as the tests.
+      // The fast path ran it on its compiled plan: the compiled build runs the same code as the tests.
       const metrics = await (await fetch(`${hub.url}/metrics`)).text();
-      expect(metrics).toMatch(/^hub_fast_path_requests_total\{outcome="served"\} 1$/m);
+      expect(metrics).toMatch(/^hub_fast_path_requests_total\{outcome="planned"\} 1$/m);
     } finally {
       await hub.stop();
       await upstream.close();

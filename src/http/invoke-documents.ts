@@ -2,8 +2,10 @@
 // root of their operations, parsed and validated with exactly the rules yoga applies. Anything
 // else (admin operations, invalid documents, introspection) is left to yoga, which answers with
 // its own errors; so the fast path never has to produce a parse or validation error itself.
+// Each operation's execution plan (InvokePlan) is compiled on first use and kept with its document.
 import { getOperationAST, Kind, specifiedRules, validate, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode, type parse, type ValidationRule } from 'graphql';
 import { createLRUCache } from 'graphql-yoga';
+import { InvokePlan } from './invoke-plan.js';
 
 export interface InvokeDocumentsOptions {
   schema: GraphQLSchema;
@@ -18,6 +20,20 @@ export interface InvokeDocumentsOptions {
    * bounds the memory a client can make this cache hold (it is filled before authentication).
    */
   maxQueryLength?: number;
+  /** compile execution plans (default true; false: the generic executor runs every document) */
+  plans?: boolean;
+}
+
+/** An eligible document, with the plans of its operations by name ('' for the only one). */
+export interface InvokeDocument {
+  document: DocumentNode;
+  plans: Map<string, InvokePlan | null>;
+}
+
+/** What the fast path runs: the document, and its operation's plan when it has one. */
+export interface RunnableOperation {
+  document: DocumentNode;
+  plan: InvokePlan | null;
 }
 
 const onlyInvokes = (op: OperationDefinitionNode) =>
@@ -27,26 +43,37 @@ const onlyInvokes = (op: OperationDefinitionNode) =>
 export class InvokeDocuments {
   /** query text -> its document when eligible, false when yoga must take it */
   private readonly known;
+  private readonly plansEnabled: boolean;
   private readonly rules: ValidationRule[];
   private readonly maxQueryLength: number;
 
   constructor(private readonly opts: InvokeDocumentsOptions) {
-    this.known = createLRUCache<DocumentNode | false>({ max: opts.maxEntries ?? 500 });
+    this.known = createLRUCache<InvokeDocument | false>({ max: opts.maxEntries ?? 500 });
+    this.plansEnabled = opts.plans ?? true;
     this.rules = [...specifiedRules, ...opts.rules];
     this.maxQueryLength = opts.maxQueryLength ?? 4 * 1024;
   }
 
-  /** The document to execute for this operation, or null: yoga handles the request. */
-  get(query: string, operationName: string | undefined): DocumentNode | null {
+  /** The document and plan to execute for this operation, or null: yoga handles the request. */
+  get(query: string, operationName: string | undefined): RunnableOperation | null {
     if (query.length > this.maxQueryLength) return null;
-    let document = this.known.get(query);
-    if (document === undefined) {
-      document = this.admit(query);
-      this.known.set(query, document);
+    let known = this.known.get(query);
+    if (known === undefined) {
+      const document = this.admit(query);
+      known = document && { document, plans: new Map() };
+      this.known.set(query, known);
     }
-    if (!document) return null;
-    // A name that matches no operation (or none given for several) is an error yoga words.
-    return getOperationAST(document, operationName) ? document : null;
+    if (!known) return null;
+    const name = operationName ?? '';
+    let plan = known.plans.get(name);
+    if (plan === undefined) {
+      // A name that matches no operation (or none given for several) is an error yoga words.
+      const operation = getOperationAST(known.document, operationName);
+      if (!operation) return null;
+      plan = this.plansEnabled ? InvokePlan.compile(this.opts.schema, known.document, operation) : null;
+      known.plans.set(name, plan);
+    }
+    return { document: known.document, plan };
   }
 
   private admit(query: string): DocumentNode | false {

@@ -48,9 +48,11 @@ export interface InvokeFastPathOptions {
   /** where requests this path took but cannot run go, with the body already read */
   yoga: YogaServerInstance<Record<string, unknown>, HubContext>;
   log: Logger;
-  /** counts each request taken: served here, or handed to yoga after its body was read */
-  onTaken?: (outcome: 'served' | 'yoga') => void;
+  /** counts each request taken: run on its operation's plan, served here otherwise, or handed to yoga after its body was read */
+  onTaken?: (outcome: FastPathOutcome) => void;
 }
+
+export type FastPathOutcome = 'planned' | 'served' | 'yoga';
 
 interface Params {
   query: string;
@@ -122,26 +124,25 @@ export class InvokeFastPath {
 
   private async run(req: IncomingMessage, res: ServerResponse, body: Buffer, accepted: string): Promise<void> {
     const params = paramsOf(body.toString('utf8'));
-    const document = params && this.opts.documents.get(params.query, params.operationName ?? undefined);
-    if (!params || !document) {
+    const operation = params && this.opts.documents.get(params.query, params.operationName ?? undefined);
+    if (!params || !operation) {
       this.opts.onTaken?.('yoga');
       return this.toYoga(req, res, body);
     }
-    this.opts.onTaken?.('served');
     let contextValue: HubContext;
     try {
       contextValue = await this.opts.contextFor(req);
     } catch (error) {
+      this.opts.onTaken?.('served');
       return this.sendWithErrors(res, { errors: [this.opts.maskError(error, UNEXPECTED) as GraphQLError] }, accepted);
     }
-    // Yoga's executor (not graphql-js's execute): the same errors, and HTTP 400 on variable errors.
-    const result = (await normalizedExecutor({
-      schema: this.opts.schema,
-      document,
-      contextValue,
-      variableValues: params.variables ?? undefined,
-      operationName: params.operationName ?? undefined,
-    })) as ExecutionResult; // a query or mutation without @defer or @stream: one result
+    const variableValues = params.variables ?? undefined;
+    // The operation's plan; without one, or when the variables do not coerce, yoga's executor (not
+    // graphql-js's execute): the same errors, and HTTP 400 on variable errors.
+    const planned = operation.plan?.execute(contextValue, variableValues) ?? null;
+    this.opts.onTaken?.(planned ? 'planned' : 'served');
+    const result = (await (planned ??
+      normalizedExecutor({ schema: this.opts.schema, document: operation.document, contextValue, variableValues, operationName: params.operationName ?? undefined }))) as ExecutionResult; // a query or mutation without @defer or @stream: one result
     if (result.errors?.length) {
       return this.sendWithErrors(res, { ...result, errors: result.errors.map((e) => this.opts.maskError(e, UNEXPECTED) as GraphQLError) }, accepted);
     }

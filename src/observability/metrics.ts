@@ -13,7 +13,7 @@ export class HubMetrics {
   readonly upstreamRequests = new Counter({ name: 'hub_upstream_requests_total', help: 'HTTP requests sent to called systems (a batch counts once)', registers: [this.registry] });
   readonly fastPath = new Counter({
     name: 'hub_fast_path_requests_total',
-    help: 'POST /graphql requests the invoke fast path took: served, or handed to yoga once their body was read (not an invoke-only document)',
+    help: 'POST /graphql requests the invoke fast path took: planned (run on the operation\'s compiled plan), served (otherwise answered there), or yoga (handed to yoga once their body was read: not an invoke-only document)',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
