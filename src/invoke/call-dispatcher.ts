@@ -5,8 +5,15 @@ import type { UpstreamExchange } from './exchange.js';
 import type { TraceContext } from './traceparent.js';
 import { sendBatch, sendOne, type InvokeResult, type PreparedCall } from './send.js';
 
+const NO_HEADERS: [string, string][] = [];
+
 export function dedupeKey(call: PreparedCall): string {
-  const headers = Object.entries(call.headers).sort(([a], [b]) => (a < b ? -1 : 1));
+  // Most calls carry no headers of their own: no entries to list and sort.
+  let headers = NO_HEADERS;
+  for (const _ in call.headers) {
+    headers = Object.entries(call.headers).sort(([a], [b]) => (a < b ? -1 : 1));
+    break;
+  }
   // Calls under different idempotency keys stay apart: each key reaches the called system.
   return JSON.stringify([call.target.tenantId, call.target.systemId, call.method, call.pathAndQuery, headers, call.idempotencyKey ?? null]);
 }

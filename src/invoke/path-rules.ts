@@ -6,6 +6,8 @@ const MAX_PATH = 2048;
 // RFC 3986 path characters; '%' only as part of a valid escape.
 const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
 const DECODE_ROUNDS = 3;
+/** a "." or ".." segment, with or without ";params" */
+const DOT_SEGMENT = /(?:^|\/)\.\.?(?:;[^/]*)?(?=\/|$)/;
 
 export function checkPath(path: unknown): string {
   if (typeof path !== 'string') throw badInput('params.path must be a string.');
@@ -19,10 +21,11 @@ export function checkPath(path: unknown): string {
   // Look through every layer of encoding a server might peel off (%2e%2e, %252e%252e, ...).
   let layer = path;
   for (let round = 0; round <= DECODE_ROUNDS; round++) {
-    // Servers that normalise Unicode read fullwidth or one-dot-leader dots as "." (NFKC).
-    layer = layer.normalize('NFKC');
+    // Servers that normalise Unicode read fullwidth or one-dot-leader dots as "." (NFKC). The
+    // undecoded path is ASCII (PATH_CHARS), which NFKC leaves as it is.
+    if (round > 0) layer = layer.normalize('NFKC');
     // A segment's ";params" are dropped by some servers (Tomcat, Spring): "..;x" is "..".
-    if (layer.split('/').some((s) => /^\.\.?(;.*)?$/.test(s))) throw badInput('params.path must not contain "." or ".." segments, in any encoding.');
+    if (DOT_SEGMENT.test(layer)) throw badInput('params.path must not contain "." or ".." segments, in any encoding.');
     if (layer.includes('//')) throw badInput('params.path must not contain "//", in any encoding.');
     if (round > 0 && (/[\u0000-\u001f\u007f\\]/.test(layer) || /^[a-z][a-z0-9+.-]*:/i.test(layer.slice(1)))) {
       throw badInput('params.path must not encode control characters, backslashes or a URL scheme.');
