@@ -1,6 +1,9 @@
 // The database behind the registry: the embedded PGlite (default) or a PostgreSQL server.
 // Both speak the same SQL; the same migrations and the same Prisma client serve both.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
@@ -90,7 +93,10 @@ async function openPglite(opts: DatabaseOptions): Promise<Database> {
     try {
       // PostgreSQL's default 128 MB buffer pool lives in PGlite's WASM memory, which never shrinks:
       // 32 MB holds a large registry's hot rows (warm invokes read none) and keeps ~100 MB of RSS.
-      db = new PGlite(path.join(opts.dataDir, 'pglite'), { startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=32MB'] });
+      const pgDir = path.join(opts.dataDir, 'pglite');
+      const startParams = [...PGlite.defaultStartParams, '-c', 'shared_buffers=32MB'];
+      if (!existsSync(path.join(pgDir, 'PG_VERSION'))) await initPgliteDir(pgDir, startParams);
+      db = new PGlite(pgDir, { startParams });
       await db.waitReady;
     } catch (error) {
       await release();
@@ -117,6 +123,26 @@ async function openPglite(opts: DatabaseOptions): Promise<Database> {
       await release();
     },
   };
+}
+
+// A first start runs initdb: in process, PGlite loads a second WASM PostgreSQL and initdb's own
+// module, ~400 MB of WASM memory until a GC, and leaves ~100 MB of malloc heap and arenas that the
+// process never gives back (bench/profile.ts: 436 -> 340 MB RSS under load). A short-lived child
+// process runs it instead; this one only resumes the directory, as on any restart.
+async function initPgliteDir(dir: string, startParams: string[]): Promise<void> {
+  const entry = createRequire(import.meta.url).resolve('@electric-sql/pglite');
+  const code = `const { PGlite } = require(${JSON.stringify(entry)});
+const db = new PGlite(${JSON.stringify(dir)}, { startParams: ${JSON.stringify(startParams)} });
+db.waitReady.then(() => db.close()).catch((e) => { console.error(e?.stack ?? e); process.exit(1); });`;
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-4000)));
+    child.once('error', reject);
+    child.once('exit', (status, signal) =>
+      status === 0 ? resolve() : reject(new Error(`initialising the embedded database in ${dir} failed (${signal ?? `exit ${status}`}): ${stderr.trim()}`)),
+    );
+  });
 }
 
 // PGlite has no lock of its own: a second process opening the same directory corrupts it.
