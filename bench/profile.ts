@@ -1,12 +1,14 @@
 // npx tsx bench/profile.ts [--db pglite|postgres] [--duration <s>] [--warmup <s>] [--out <dir>]
 //                          [--target hub|plain] [--heap] [--node-arg <flag>]...
-//                          [--doc one|ten-batch|ten-identical|ten-distinct]
+//                          [--doc one|ten-batch|ten-identical|ten-distinct] [--no-prof]
 //
 // One process under the one-invoke load, profiled: the hub (or the plain graphql-yoga reference)
 // runs with --cpu-prof; after a warm-up it is loaded for --duration seconds while its CPU time and
 // memory (RSS, V8 heap, external) are sampled; on stop its .cpuprofile is written to --out and
 // summarised (bench/profile-summary.ts). --heap also writes a heap snapshot at the end of the load.
 // Measure: CPU ms per answered request and profile proportions (req/s depends on the machine's load).
+// --no-prof runs without the profiler (whose sampling slows the hub by half or more): CPU ms per
+// request and req/s as the benchmark would see them, to compare two builds quickly.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -23,7 +25,7 @@ import { ONE_DOC, tenDoc } from './documents.js';
 const POSTGRES_ADMIN_URL = process.env.HUB_BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 function args() {
-  const o = { db: 'pglite', durationS: 20, warmupS: 15, out: path.resolve('bench-profiles'), target: 'hub', heap: false, connections: 32, nodeArgs: [] as string[], doc: 'one' };
+  const o = { db: 'pglite', durationS: 20, warmupS: 15, out: path.resolve('bench-profiles'), target: 'hub', heap: false, prof: true, connections: 32, nodeArgs: [] as string[], doc: 'one' };
   const a = process.argv.slice(2);
   for (let i = 0; i < a.length; i++) {
     const v = () => a[++i]!;
@@ -34,6 +36,7 @@ function args() {
     else if (a[i] === '--target') o.target = v();
     else if (a[i] === '--connections') o.connections = Number(v());
     else if (a[i] === '--heap') o.heap = true;
+    else if (a[i] === '--no-prof') o.prof = false;
     else if (a[i] === '--doc') o.doc = v();
     else if (a[i] === '--node-arg') o.nodeArgs.push(v());
     else throw new Error(`unknown option ${a[i]}`);
@@ -66,7 +69,7 @@ async function main() {
   pinSelf(1);
   await mkdir(o.out, { recursive: true });
   const profDir = await mkdtemp(path.join(o.out, `${o.target}-${o.db}-`));
-  const nodeArgs = [...o.nodeArgs, '--cpu-prof', '--cpu-prof-dir', profDir, ...(o.heap ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${profDir}`] : [])];
+  const nodeArgs = [...o.nodeArgs, ...(o.prof ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), ...(o.heap ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${profDir}`] : [])];
   const cleanups: (() => Promise<unknown>)[] = [];
   const up = startNode('upstream', script('bench', 'upstream.ts'), { cpu: 1 });
   const upUrl = `http://127.0.0.1:${(await waitForLine(up, /READY (\d+)/, 30_000))[1]}`;
