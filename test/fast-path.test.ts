@@ -113,6 +113,8 @@ const CASES: Case[] = [
   { name: 'unknown field (validation error)', body: { query: 'query { invoke(tenantId: "acme", systemId: "crm", params: { path: "/u" }) { statuz } }' }, fast: false },
   { name: 'syntax error', body: { query: 'query { invoke(' }, fast: false },
   { name: 'operation name that matches nothing', body: { ...one({ path: '/m' }), operationName: 'Missing' }, fast: false },
+  // The same text ran without an operation name above: "" still names no operation.
+  { name: 'an empty operation name', body: { ...one({ path: '/m' }), operationName: '' }, fast: false },
   { name: 'two operations, no name', body: { query: `${ONE} query Other { invoke(tenantId: "acme", systemId: "crm", params: { path: "/o" }) { status } }` }, fast: false },
   { name: 'extensions', body: one({ path: '/e' }, { extensions: { persistedQuery: { version: 1, sha256Hash: 'abc' } } }), fast: false },
   { name: 'unknown body parameter', body: one({ path: '/e' }, { foo: 1 }), fast: false },

@@ -4,7 +4,7 @@
 // invocation returns (a null in a non-null field, a value a scalar refuses, a rejection that is no
 // Error) are compared too.
 import { normalizedExecutor } from '@graphql-tools/executor';
-import { getOperationAST, parse, type ExecutionResult } from 'graphql';
+import { getOperationAST, GraphQLError, parse, type ExecutionResult } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { InvokePlan } from '../src/http/invoke-plan.js';
 import { hubSchema } from '../src/schema/index.js';
@@ -33,10 +33,11 @@ async function both(query: string, answer: Answer, variables?: Record<string, un
   const plan = planOf(query);
   expect(plan).not.toBeNull();
   const viaPlan = contextWith(answer);
-  const planned = (await plan!.execute(viaPlan.context, variables)) as ExecutionResult;
+  const plannedResult = (await plan!.execute(viaPlan.context, variables)) as ExecutionResult;
+  const planned = JSON.stringify(plannedResult);
   const viaExecutor = contextWith(answer);
   const executed = (await normalizedExecutor({ schema, document: parse(query), contextValue: viaExecutor.context, variableValues: variables })) as ExecutionResult;
-  return { planned: JSON.stringify(planned), executed: JSON.stringify(executed), plannedCalls: viaPlan.calls, executedCalls: viaExecutor.calls };
+  return { planned, plannedResult, executed: JSON.stringify(executed), plannedCalls: viaPlan.calls, executedCalls: viaExecutor.calls };
 }
 
 const ALL = '{ __typename status ok headers data durationMs requestId replayed }';
@@ -60,6 +61,11 @@ const ANOMALIES: [string, Answer][] = [
   ['a method where a value should be', ({ params }) => Promise.resolve({ ...good(params.path), requestId: () => 'from a method' })],
   ['a leaf that is a promise', ({ params }) => Promise.resolve({ ...good(params.path), requestId: Promise.resolve('later') })],
   ['a leaf whose promise rejects', ({ params }) => Promise.resolve({ ...good(params.path), data: Promise.reject(new Error('leaf failed')) })],
+  ['an AggregateError rejection (one error per inner error)', () => Promise.reject(new AggregateError([new Error('connect ECONNREFUSED ::1:80'), new Error('connect ECONNREFUSED 127.0.0.1:80')], 'all failed'))],
+  ['an AggregateError thrown at once', () => { throw new AggregateError([new Error('e1'), new Error('e2')], 'both'); }],
+  ['a critical error (fails the whole operation)', () => Promise.reject(new GraphQLError('critical', { extensions: { CRITICAL_ERROR: true } }))],
+  ['a critical error thrown at once', () => { throw new GraphQLError('critical', { extensions: { CRITICAL_ERROR: true } }); }],
+  ['a value that is not an object', () => Promise.resolve('just a string')],
 ];
 
 describe('an invoke plan answers as the executor does', () => {
@@ -68,6 +74,27 @@ describe('an invoke plan answers as the executor does', () => {
   it.each(ANOMALIES)('for %s', async (_name, answer) => {
     const r = await both(ONE, answer, { p: { path: '/one' } });
     expect(r.planned).toBe(r.executed);
+    // and nothing is added to the answer once it is given
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(JSON.stringify(r.plannedResult)).toBe(r.planned);
+  });
+
+  it('for a nullable leaf still pending when a non-null one after it fails (and adds nothing once answered)', async () => {
+    const doc = '{ invoke(tenantId: "t", systemId: "s", params: { path: "/p" }) { data status } }';
+    const r = await both(doc, ({ params }) => Promise.resolve({ ...good(params.path), data: later(15, () => { throw new Error('late leaf'); }), status: null }));
+    expect(r.planned).toBe(r.executed);
+    expect(JSON.parse(r.planned).errors.map((e: { path: string[] }) => e.path.join('.'))).toEqual(['invoke.data', 'invoke.status']);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(JSON.stringify(r.plannedResult)).toBe(r.planned);
+  });
+
+  it('for a critical error beside fields that succeed, and a leaf failing later than its sibling field', async () => {
+    const doc = '{ a: invoke(tenantId: "t", systemId: "s", params: { path: "/a" }) { status data } b: invoke(tenantId: "t", systemId: "s", params: { path: "/b" }) { status } }';
+    const leafThenRoot = await both(doc, ({ params }) => (params.path === '/a' ? Promise.resolve({ ...good('/a'), data: Promise.reject(new Error('leaf a')) }) : Promise.reject(new Error('root b'))));
+    expect(leafThenRoot.planned).toBe(leafThenRoot.executed);
+    const critical = await both(doc, ({ params }) => (params.path === '/a' ? Promise.reject(new GraphQLError('critical', { extensions: { CRITICAL_ERROR: true } })) : good('/b')));
+    expect(critical.planned).toBe(critical.executed);
+    expect(JSON.parse(critical.planned).data).toBeNull();
   });
 
   it('for several fields that fail at different times, in the order they fail', async () => {

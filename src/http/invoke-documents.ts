@@ -24,10 +24,10 @@ export interface InvokeDocumentsOptions {
   plans?: boolean;
 }
 
-/** An eligible document, with the plans of its operations by name ('' for the only one). */
+/** An eligible document, with the plans of its operations by name (undefined: the only one). */
 export interface InvokeDocument {
   document: DocumentNode;
-  plans: Map<string, InvokePlan | null>;
+  plans: Map<string | undefined, InvokePlan | null>;
 }
 
 /** What the fast path runs: the document, and its operation's plan when it has one. */
@@ -64,14 +64,14 @@ export class InvokeDocuments {
       this.known.set(query, known);
     }
     if (!known) return null;
-    const name = operationName ?? '';
-    let plan = known.plans.get(name);
+    // Keyed by the name as given: "" names no operation, which is not the same as giving none.
+    let plan = known.plans.get(operationName);
     if (plan === undefined) {
       // A name that matches no operation (or none given for several) is an error yoga words.
       const operation = getOperationAST(known.document, operationName);
       if (!operation) return null;
       plan = this.plansEnabled ? InvokePlan.compile(this.opts.schema, known.document, operation) : null;
-      known.plans.set(name, plan);
+      known.plans.set(operationName, plan);
     }
     return { document: known.document, plan };
   }

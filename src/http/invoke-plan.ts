@@ -46,6 +46,7 @@ interface LeafPlan {
   field: GraphQLField<unknown, unknown> | null; // null: __typename
   type: GraphQLLeafType;
   nonNull: boolean;
+  path: Path;
 }
 
 /** One root invoke field. */
@@ -61,7 +62,6 @@ interface RootPlan {
   path: Path;
 }
 
-const NO_ARGS = Object.freeze({});
 const usesVariables = (node: FieldNode) => {
   let found = false;
   visit(node, {
@@ -72,13 +72,16 @@ const usesVariables = (node: FieldNode) => {
   });
   return found;
 };
-/** An object nothing can change: literal arguments are shared by every request of the plan. */
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
+/**
+ * A frozen copy (prototypes kept): literal arguments are shared by every request of the plan, and
+ * what the schema owns (input defaults) is left as it is.
+ */
+function frozenCopy<T>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return Object.freeze(value.map(frozenCopy)) as T;
+  const copy = Object.create(Object.getPrototypeOf(value) as object | null) as Record<string, unknown>;
+  for (const key of Object.keys(value)) Object.defineProperty(copy, key, { value: frozenCopy((value as Record<string, unknown>)[key]), enumerable: true });
+  return Object.freeze(copy) as T;
 }
 const isPromise = (v: unknown): v is PromiseLike<unknown> => typeof (v as PromiseLike<unknown> | null)?.then === 'function';
 
@@ -92,6 +95,42 @@ function coerceError(error: unknown): Error {
     return coerced;
   }
   return new Error(String(error));
+}
+
+/** The executor's marker for an error that fails the whole operation (graphql-tools). */
+const CRITICAL_ERROR = 'CRITICAL_ERROR';
+
+/** The executor's reading of what a field threw: an AggregateError is one error per inner error. */
+const located = (raw: unknown, nodes: readonly FieldNode[], path: Path): GraphQLError[] =>
+  (raw instanceof AggregateError ? (raw.errors as unknown[]) : [raw]).map((e) => locatedError(coerceError(e), nodes, pathToArray(path)));
+
+/**
+ * graphql-tools' handleFieldError: a nullable field takes the error and becomes null; a non-null
+ * one (or a critical error) passes it to its parent.
+ */
+function handleFieldError(raw: unknown, nodes: readonly FieldNode[], path: Path, nonNull: boolean, errors: GraphQLError[]): null {
+  for (const error of located(raw, nodes, path)) {
+    if (nonNull || error.extensions?.[CRITICAL_ERROR]) throw error;
+    errors.push(error);
+  }
+  return null;
+}
+
+/** graphql-tools' promiseForObject: the object once every promise in it has settled (or one rejected). */
+function promiseForObject(object: Record<string, unknown>): unknown {
+  const resolved: Record<string, unknown> = Object.create(null);
+  const promises: Promise<void>[] = [];
+  for (const key in object) {
+    const value = object[key];
+    if (isPromise(value)) {
+      resolved[key] = undefined; // the key keeps its place
+      promises.push((value as Promise<unknown>).then((v) => void (resolved[key] = v)));
+    } else {
+      resolved[key] = value;
+    }
+  }
+  if (!promises.length) return resolved;
+  return (promises.length === 1 ? promises[0]! : Promise.all(promises)).then(() => resolved);
 }
 
 export class InvokePlan {
@@ -126,22 +165,23 @@ export class InvokePlan {
       const type = field.type;
       if (isNonNullType(type)) return null; // invoke is nullable; anything else is not planned
       if (!isObjectType(type) || type.isTypeOf || !selection.selectionSet) return null;
-      const leaves = InvokePlan.leavesOf(type, selection);
+      const path: Path = { prev: undefined, key, typename: rootType.name };
+      const leaves = InvokePlan.leavesOf(type, selection, path);
       if (!leaves) return null;
       let args: Record<string, unknown> | null = null;
       if (!usesVariables(selection)) {
         try {
-          args = deepFreeze(getArgumentValues(field, selection));
+          args = frozenCopy(getArgumentValues(field, selection));
         } catch {
           return null;
         }
       }
-      roots.push({ key, nodes: [selection], field, resolve: field.resolve, args, resultType: type, leaves, path: { prev: undefined, key, typename: rootType.name } });
+      roots.push({ key, nodes: [selection], field, resolve: field.resolve, args, resultType: type, leaves, path });
     }
     return roots.length ? new InvokePlan(schema, operation, rootType, roots) : null;
   }
 
-  private static leavesOf(type: GraphQLObjectType, selection: FieldNode): LeafPlan[] | null {
+  private static leavesOf(type: GraphQLObjectType, selection: FieldNode, parent: Path): LeafPlan[] | null {
     const leaves: LeafPlan[] = [];
     const keys = new Set<string>();
     const fields = type.getFields();
@@ -151,7 +191,7 @@ export class InvokePlan {
       if (keys.has(key)) return null;
       keys.add(key);
       if (s.name.value === '__typename') {
-        leaves.push({ key, node: s, name: '__typename', field: null, type: null as never, nonNull: true });
+        leaves.push({ key, node: s, name: '__typename', field: null, type: null as never, nonNull: true, path: { prev: parent, key, typename: type.name } });
         continue;
       }
       const field = fields[s.name.value];
@@ -159,7 +199,7 @@ export class InvokePlan {
       const nonNull = isNonNullType(field.type);
       const named = nonNull ? (field.type as { ofType: unknown }).ofType : field.type;
       if (!isLeafType(named)) return null;
-      leaves.push({ key, node: s, name: s.name.value, field, type: named, nonNull });
+      leaves.push({ key, node: s, name: s.name.value, field, type: named, nonNull, path: { prev: parent, key, typename: type.name } });
     }
     return leaves;
   }
@@ -169,7 +209,7 @@ export class InvokePlan {
    * do not coerce (the generic executor then answers with its own errors).
    */
   execute(contextValue: unknown, rawVariables: Record<string, unknown> | undefined): Promise<ExecutionResult> | null {
-    let variables: Record<string, unknown> = NO_ARGS;
+    let variables: Record<string, unknown> = {};
     if (this.variableDefinitions.length) {
       const coerced = getVariableValues(this.schema, this.variableDefinitions, rawVariables ?? {}, { maxErrors: 50 });
       if (coerced.errors) return null;
@@ -181,109 +221,119 @@ export class InvokePlan {
     } catch {
       return null;
     }
-    return this.operation.operation === 'mutation' ? this.serially(contextValue, variables, args) : this.inParallel(contextValue, variables, args);
+    const errors: GraphQLError[] = [];
+    let run: unknown;
+    try {
+      run = this.operation.operation === 'mutation' ? this.serially(contextValue, variables, args, errors) : this.inParallel(contextValue, variables, args, errors);
+    } catch (error) {
+      run = Promise.reject(error);
+    }
+    // As executeImpl: an error that escaped every field (a critical one) fails the operation.
+    return Promise.resolve(run).then(
+      (data) => (errors.length === 0 ? { data: data as Record<string, unknown> } : { errors, data: data as Record<string, unknown> }),
+      (error: GraphQLError) => {
+        errors.push(error);
+        return { errors, data: null };
+      },
+    );
   }
 
-  private async inParallel(contextValue: unknown, variables: Record<string, unknown>, args: Record<string, unknown>[]): Promise<ExecutionResult> {
-    const data: Record<string, unknown> = Object.create(null);
-    const errors: GraphQLError[] = [];
-    const pending: Promise<void>[] = [];
+  /** executeFields over the root fields. */
+  private inParallel(contextValue: unknown, variables: Record<string, unknown>, args: Record<string, unknown>[], errors: GraphQLError[]): unknown {
+    const results: Record<string, unknown> = Object.create(null);
+    let containsPromise = false;
     for (let i = 0; i < this.roots.length; i++) {
-      const root = this.roots[i]!;
-      data[root.key] = null;
-      let value: unknown;
       try {
-        value = root.resolve(undefined, args[i], contextValue, this.info(root.field, root.nodes, root.path, this.rootType, variables));
+        const result = this.executeRoot(this.roots[i]!, args[i]!, contextValue, variables, errors);
+        results[this.roots[i]!.key] = result;
+        if (isPromise(result)) containsPromise = true;
       } catch (error) {
-        errors.push(this.located(error, root.nodes, root.path));
-        continue;
-      }
-      if (isPromise(value)) {
-        pending.push(
-          Promise.resolve(value)
-            .then((v) => this.complete(root, v, contextValue, variables, errors))
-            .then(
-              (completed) => void (data[root.key] = completed),
-              (error: unknown) => void errors.push(this.located(error, root.nodes, root.path)),
-            ),
-        );
-      } else {
-        try {
-          const completed = this.complete(root, value, contextValue, variables, errors);
-          if (isPromise(completed)) pending.push(Promise.resolve(completed).then((c) => void (data[root.key] = c), (error: unknown) => void errors.push(this.located(error, root.nodes, root.path))));
-          else data[root.key] = completed;
-        } catch (error) {
-          errors.push(this.located(error, root.nodes, root.path));
+        if (containsPromise) {
+          const thrown = () => {
+            throw error;
+          };
+          return Promise.resolve(promiseForObject(results)).then(thrown, thrown);
         }
+        throw error;
       }
     }
-    if (pending.length) await Promise.all(pending);
-    return errors.length === 0 ? { data } : { errors, data };
+    return containsPromise ? promiseForObject(results) : results;
   }
 
-  private async serially(contextValue: unknown, variables: Record<string, unknown>, args: Record<string, unknown>[]): Promise<ExecutionResult> {
-    const data: Record<string, unknown> = Object.create(null);
-    const errors: GraphQLError[] = [];
-    for (let i = 0; i < this.roots.length; i++) {
-      const root = this.roots[i]!;
-      try {
-        const value = await root.resolve(undefined, args[i], contextValue, this.info(root.field, root.nodes, root.path, this.rootType, variables));
-        data[root.key] = await this.complete(root, value, contextValue, variables, errors);
-      } catch (error) {
-        data[root.key] = null;
-        errors.push(this.located(error, root.nodes, root.path));
+  /** executeFieldsSerially: each mutation field once the previous one has settled. */
+  private async serially(contextValue: unknown, variables: Record<string, unknown>, args: Record<string, unknown>[], errors: GraphQLError[]): Promise<unknown> {
+    const results: Record<string, unknown> = Object.create(null);
+    for (let i = 0; i < this.roots.length; i++) results[this.roots[i]!.key] = await this.executeRoot(this.roots[i]!, args[i]!, contextValue, variables, errors);
+    return results;
+  }
+
+  /** executeField for one invoke field: its value, or a promise of it. */
+  private executeRoot(root: RootPlan, args: Record<string, unknown>, contextValue: unknown, variables: Record<string, unknown>, errors: GraphQLError[]): unknown {
+    try {
+      const result = root.resolve(undefined, args, contextValue, this.info(root.field, root.nodes, root.path, this.rootType, variables));
+      const completed = isPromise(result)
+        ? (result as Promise<unknown>).then((resolved) => this.complete(root, resolved, contextValue, variables, errors))
+        : this.complete(root, result, contextValue, variables, errors);
+      if (isPromise(completed)) {
+        return (completed as Promise<unknown>).then(undefined, (raw: unknown) => handleFieldError(raw, root.nodes, root.path, false, errors));
       }
+      return completed;
+    } catch (raw) {
+      return handleFieldError(raw, root.nodes, root.path, false, errors);
     }
-    return errors.length === 0 ? { data } : { errors, data };
   }
 
-  /** The InvokeResult value as its selection asks; throws what nulls the whole invoke field. */
+  /** completeObjectValue of an InvokeResult: its selected leaves; throws what nulls the invoke field. */
   private complete(root: RootPlan, value: unknown, contextValue: unknown, variables: Record<string, unknown>, errors: GraphQLError[]): unknown {
     if (value instanceof Error) throw value;
     if (value == null) return null;
-    const out: Record<string, unknown> = Object.create(null);
-    let later: Promise<void>[] | undefined;
+    const results: Record<string, unknown> = Object.create(null);
+    let containsPromise = false;
     for (const leaf of root.leaves) {
-      if (leaf.field === null) {
-        out[leaf.key] = root.resultType.name;
-        continue;
-      }
-      const path: Path = { prev: root.path, key: leaf.key, typename: root.resultType.name };
-      let raw: unknown;
       try {
-        raw = this.resolveLeaf(root, leaf, value, contextValue, variables, path);
+        const result = this.executeLeaf(root, leaf, value, contextValue, variables, errors);
+        results[leaf.key] = result;
+        if (isPromise(result)) containsPromise = true;
       } catch (error) {
-        out[leaf.key] = this.leafError(leaf, path, error, errors);
-        continue;
-      }
-      if (isPromise(raw)) {
-        out[leaf.key] = null;
-        (later ??= []).push(
-          Promise.resolve(raw).then(
-            (v) => void (out[leaf.key] = this.completeLeaf(root, leaf, v)),
-            (error: unknown) => void (out[leaf.key] = this.leafError(leaf, path, error, errors)),
-          ),
-        );
-        continue;
-      }
-      try {
-        out[leaf.key] = this.completeLeaf(root, leaf, raw);
-      } catch (error) {
-        out[leaf.key] = this.leafError(leaf, path, error, errors);
+        if (containsPromise) {
+          const thrown = () => {
+            throw error;
+          };
+          return Promise.resolve(promiseForObject(results)).then(thrown, thrown);
+        }
+        throw error;
       }
     }
-    return later ? Promise.all(later).then(() => out) : out;
+    return containsPromise ? promiseForObject(results) : results;
   }
 
-  private resolveLeaf(root: RootPlan, leaf: LeafPlan, value: unknown, contextValue: unknown, variables: Record<string, unknown>, path: Path): unknown {
+  /** executeField for one leaf of the result. */
+  private executeLeaf(root: RootPlan, leaf: LeafPlan, value: unknown, contextValue: unknown, variables: Record<string, unknown>, errors: GraphQLError[]): unknown {
+    const nodes = [leaf.node];
+    try {
+      if (leaf.field === null) return root.resultType.name; // __typename
+      const result = this.resolveLeaf(root, leaf, value, contextValue, variables);
+      if (isPromise(result)) {
+        return (result as Promise<unknown>)
+          .then((resolved) => this.completeLeaf(root, leaf, resolved))
+          .then(undefined, (raw: unknown) => handleFieldError(raw, nodes, leaf.path, leaf.nonNull, errors));
+      }
+      return this.completeLeaf(root, leaf, result);
+    } catch (raw) {
+      return handleFieldError(raw, nodes, leaf.path, leaf.nonNull, errors);
+    }
+  }
+
+  private resolveLeaf(root: RootPlan, leaf: LeafPlan, value: unknown, contextValue: unknown, variables: Record<string, unknown>): unknown {
     const field = leaf.field!;
-    if (field.resolve) return field.resolve(value, NO_ARGS, contextValue, this.info(field, [leaf.node], path, root.resultType, variables));
+    if (field.resolve) return field.resolve(value, {}, contextValue, this.info(field, [leaf.node], leaf.path, root.resultType, variables));
     // graphql's default resolver: a property, or a method called like a resolver
     const property = (value as Record<string, unknown>)[leaf.name];
-    if (typeof property === 'function') return (property as (...a: unknown[]) => unknown).call(value, NO_ARGS, contextValue, this.info(field, [leaf.node], path, root.resultType, variables));
+    if (typeof property === 'function') return (property as (...a: unknown[]) => unknown).call(value, {}, contextValue, this.info(field, [leaf.node], leaf.path, root.resultType, variables));
     return property;
   }
 
+  /** completeValue of a leaf: non-null checked, then serialized. */
   private completeLeaf(root: RootPlan, leaf: LeafPlan, raw: unknown): unknown {
     if (raw instanceof Error) throw raw;
     if (raw == null) {
@@ -301,18 +351,6 @@ export class InvokePlan {
       throw new Error(`Expected \`${inspect(leaf.type)}.serialize(${inspect(raw)})\` to return non-nullable value, returned: ${inspect(serialized)}`);
     }
     return serialized;
-  }
-
-  /** A leaf's error: nulls a nullable leaf, or (thrown, located at the leaf) the invoke field. */
-  private leafError(leaf: LeafPlan, path: Path, error: unknown, errors: GraphQLError[]): null {
-    const located = this.located(error, [leaf.node], path);
-    if (leaf.nonNull) throw located;
-    errors.push(located);
-    return null;
-  }
-
-  private located(error: unknown, nodes: readonly FieldNode[], path: Path): GraphQLError {
-    return locatedError(coerceError(error), nodes, pathToArray(path));
   }
 
   /** The resolve info yoga's executor passes (resolvers here do not read it; plugins may). */
