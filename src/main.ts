@@ -20,10 +20,10 @@ async function main() {
   // factor at each GC, so setting it here, before the load, works like the command-line flag.
   if (config.heapGrowthPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowthPercent}`);
   // The embedded PGlite's WASM code: V8's optimising tier compiles it on background threads whose
-  // malloc arenas keep 55-85 MB resident for good; the baseline compiler alone keeps ~10 MB, for
-  // about 1-2% more CPU per invoke (the database's share of it runs slower). Set before PGlite is
-  // loaded (it is imported only when there is no DATABASE_URL).
-  if (!config.databaseUrl) setFlagsFromString('--liftoff-only');
+  // malloc arenas keep 55-85 MB resident for good; the baseline tier alone keeps ~10 MB. Database
+  // work runs slower (point reads ~15%, joins ~50%); a warm invoke only writes its audit record
+  // (~1-2% more CPU). Set before PGlite is loaded (it is imported only without a DATABASE_URL).
+  if (!config.databaseUrl && config.pgliteBaselineWasm) setFlagsFromString('--liftoff-only');
   const hub = await startHub(config);
   if (hub.generatedAdminKey) {
     // Printed once, outside the logger (which redacts keys), and never stored in clear.
