@@ -154,9 +154,16 @@ function checks(db: DbResult): Check[] {
       measured: `${batch.upstreamSingle ?? '?'} for one request alone, ${f2(batch.upstreamPerRequest)} per request under load`,
       met: batch.upstreamSingle === 1,
     });
-    if (one) {
-      const share = batch.rps / one.rps;
-      out.push({ target: '10-invoke batch document >= 50% of one-invoke req/s', measured: `${pct(share)} (${f0(batch.rps)} vs ${f0(one.rps)})`, met: share >= 0.5 });
+    if (one?.direct && batch.direct) {
+      // Against the direct call measured just before each (as the issue states its targets): the
+      // machine's speed can drift between the two runs, and the direct runs show by how much.
+      const raw = batch.rps / one.rps;
+      const normalised = batch.rps / batch.direct.rps / (one.rps / one.direct.rps);
+      out.push({
+        target: '10-invoke batch document >= 50% of one-invoke req/s',
+        measured: `${pct(normalised)}, each against its own direct run (${pct(raw)} raw: ${f0(batch.rps)} vs ${f0(one.rps)})`,
+        met: normalised >= 0.5,
+      });
     }
   }
   const big = get('one-100k');
