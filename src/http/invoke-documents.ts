@@ -20,8 +20,6 @@ export interface InvokeDocumentsOptions {
    * bounds the memory a client can make this cache hold (it is filled before authentication).
    */
   maxQueryLength?: number;
-  /** compile execution plans (default true; false: the generic executor runs every document) */
-  plans?: boolean;
 }
 
 /** An eligible document, with the plans of its operations by name (undefined: the only one). */
@@ -43,13 +41,11 @@ const onlyInvokes = (op: OperationDefinitionNode) =>
 export class InvokeDocuments {
   /** query text -> its document when eligible, false when yoga must take it */
   private readonly known;
-  private readonly plansEnabled: boolean;
   private readonly rules: ValidationRule[];
   private readonly maxQueryLength: number;
 
   constructor(private readonly opts: InvokeDocumentsOptions) {
     this.known = createLRUCache<InvokeDocument | false>({ max: opts.maxEntries ?? 500 });
-    this.plansEnabled = opts.plans ?? true;
     this.rules = [...specifiedRules, ...opts.rules];
     this.maxQueryLength = opts.maxQueryLength ?? 4 * 1024;
   }
@@ -70,7 +66,7 @@ export class InvokeDocuments {
       // A name that matches no operation (or none given for several) is an error yoga words.
       const operation = getOperationAST(known.document, operationName);
       if (!operation) return null;
-      plan = this.plansEnabled ? InvokePlan.compile(this.opts.schema, known.document, operation) : null;
+      plan = InvokePlan.compile(this.opts.schema, known.document, operation);
       known.plans.set(operationName, plan);
     }
     return { document: known.document, plan };

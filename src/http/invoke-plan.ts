@@ -20,6 +20,7 @@ import {
   isObjectType,
   Kind,
   locatedError,
+  responsePathAsArray,
   visit,
   BREAK,
   type ExecutionResult,
@@ -41,7 +42,8 @@ type Resolver = GraphQLFieldResolver<unknown, unknown>;
 /** One selected field of the invoke result: a leaf, or __typename. */
 interface LeafPlan {
   key: string;
-  node: FieldNode;
+  /** the field's node, as the list resolvers and errors take */
+  nodes: readonly FieldNode[];
   name: string;
   field: GraphQLField<unknown, unknown> | null; // null: __typename
   type: GraphQLLeafType;
@@ -102,7 +104,7 @@ const CRITICAL_ERROR = 'CRITICAL_ERROR';
 
 /** The executor's reading of what a field threw: an AggregateError is one error per inner error. */
 const located = (raw: unknown, nodes: readonly FieldNode[], path: Path): GraphQLError[] =>
-  (raw instanceof AggregateError ? (raw.errors as unknown[]) : [raw]).map((e) => locatedError(coerceError(e), nodes, pathToArray(path)));
+  (raw instanceof AggregateError ? (raw.errors as unknown[]) : [raw]).map((e) => locatedError(coerceError(e), nodes, responsePathAsArray(path)));
 
 /**
  * graphql-tools' handleFieldError: a nullable field takes the error and becomes null; a non-null
@@ -131,6 +133,31 @@ function promiseForObject(object: Record<string, unknown>): unknown {
   }
   if (!promises.length) return resolved;
   return (promises.length === 1 ? promises[0]! : Promise.all(promises)).then(() => resolved);
+}
+
+/**
+ * graphql-tools' executeFields: each item's value (or promise) under its key; when one throws while
+ * others are pending, the error passes once they have settled (or one rejected).
+ */
+function executeFields<T extends { key: string }>(items: readonly T[], execute: (item: T, index: number) => unknown): unknown {
+  const results: Record<string, unknown> = Object.create(null);
+  let containsPromise = false;
+  for (let i = 0; i < items.length; i++) {
+    try {
+      const result = execute(items[i]!, i);
+      results[items[i]!.key] = result;
+      if (isPromise(result)) containsPromise = true;
+    } catch (error) {
+      if (containsPromise) {
+        const thrown = () => {
+          throw error;
+        };
+        return Promise.resolve(promiseForObject(results)).then(thrown, thrown);
+      }
+      throw error;
+    }
+  }
+  return containsPromise ? promiseForObject(results) : results;
 }
 
 export class InvokePlan {
@@ -191,7 +218,7 @@ export class InvokePlan {
       if (keys.has(key)) return null;
       keys.add(key);
       if (s.name.value === '__typename') {
-        leaves.push({ key, node: s, name: '__typename', field: null, type: null as never, nonNull: true, path: { prev: parent, key, typename: type.name } });
+        leaves.push({ key, nodes: [s], name: '__typename', field: null, type: null as never, nonNull: true, path: { prev: parent, key, typename: type.name } });
         continue;
       }
       const field = fields[s.name.value];
@@ -199,7 +226,7 @@ export class InvokePlan {
       const nonNull = isNonNullType(field.type);
       const named = nonNull ? (field.type as { ofType: unknown }).ofType : field.type;
       if (!isLeafType(named)) return null;
-      leaves.push({ key, node: s, name: s.name.value, field, type: named, nonNull, path: { prev: parent, key, typename: type.name } });
+      leaves.push({ key, nodes: [s], name: s.name.value, field, type: named, nonNull, path: { prev: parent, key, typename: type.name } });
     }
     return leaves;
   }
@@ -240,24 +267,7 @@ export class InvokePlan {
 
   /** executeFields over the root fields. */
   private inParallel(contextValue: unknown, variables: Record<string, unknown>, args: Record<string, unknown>[], errors: GraphQLError[]): unknown {
-    const results: Record<string, unknown> = Object.create(null);
-    let containsPromise = false;
-    for (let i = 0; i < this.roots.length; i++) {
-      try {
-        const result = this.executeRoot(this.roots[i]!, args[i]!, contextValue, variables, errors);
-        results[this.roots[i]!.key] = result;
-        if (isPromise(result)) containsPromise = true;
-      } catch (error) {
-        if (containsPromise) {
-          const thrown = () => {
-            throw error;
-          };
-          return Promise.resolve(promiseForObject(results)).then(thrown, thrown);
-        }
-        throw error;
-      }
-    }
-    return containsPromise ? promiseForObject(results) : results;
+    return executeFields(this.roots, (root, i) => this.executeRoot(root, args[i]!, contextValue, variables, errors));
   }
 
   /** executeFieldsSerially: each mutation field once the previous one has settled. */
@@ -287,49 +297,31 @@ export class InvokePlan {
   private complete(root: RootPlan, value: unknown, contextValue: unknown, variables: Record<string, unknown>, errors: GraphQLError[]): unknown {
     if (value instanceof Error) throw value;
     if (value == null) return null;
-    const results: Record<string, unknown> = Object.create(null);
-    let containsPromise = false;
-    for (const leaf of root.leaves) {
-      try {
-        const result = this.executeLeaf(root, leaf, value, contextValue, variables, errors);
-        results[leaf.key] = result;
-        if (isPromise(result)) containsPromise = true;
-      } catch (error) {
-        if (containsPromise) {
-          const thrown = () => {
-            throw error;
-          };
-          return Promise.resolve(promiseForObject(results)).then(thrown, thrown);
-        }
-        throw error;
-      }
-    }
-    return containsPromise ? promiseForObject(results) : results;
+    return executeFields(root.leaves, (leaf) => this.executeLeaf(root, leaf, value, contextValue, variables, errors));
   }
 
   /** executeField for one leaf of the result. */
   private executeLeaf(root: RootPlan, leaf: LeafPlan, value: unknown, contextValue: unknown, variables: Record<string, unknown>, errors: GraphQLError[]): unknown {
-    const nodes = [leaf.node];
     try {
       if (leaf.field === null) return root.resultType.name; // __typename
       const result = this.resolveLeaf(root, leaf, value, contextValue, variables);
       if (isPromise(result)) {
         return (result as Promise<unknown>)
           .then((resolved) => this.completeLeaf(root, leaf, resolved))
-          .then(undefined, (raw: unknown) => handleFieldError(raw, nodes, leaf.path, leaf.nonNull, errors));
+          .then(undefined, (raw: unknown) => handleFieldError(raw, leaf.nodes, leaf.path, leaf.nonNull, errors));
       }
       return this.completeLeaf(root, leaf, result);
     } catch (raw) {
-      return handleFieldError(raw, nodes, leaf.path, leaf.nonNull, errors);
+      return handleFieldError(raw, leaf.nodes, leaf.path, leaf.nonNull, errors);
     }
   }
 
   private resolveLeaf(root: RootPlan, leaf: LeafPlan, value: unknown, contextValue: unknown, variables: Record<string, unknown>): unknown {
     const field = leaf.field!;
-    if (field.resolve) return field.resolve(value, {}, contextValue, this.info(field, [leaf.node], leaf.path, root.resultType, variables));
+    if (field.resolve) return field.resolve(value, {}, contextValue, this.info(field, leaf.nodes, leaf.path, root.resultType, variables));
     // graphql's default resolver: a property, or a method called like a resolver
     const property = (value as Record<string, unknown>)[leaf.name];
-    if (typeof property === 'function') return (property as (...a: unknown[]) => unknown).call(value, {}, contextValue, this.info(field, [leaf.node], leaf.path, root.resultType, variables));
+    if (typeof property === 'function') return (property as (...a: unknown[]) => unknown).call(value, {}, contextValue, this.info(field, leaf.nodes, leaf.path, root.resultType, variables));
     return property;
   }
 
@@ -368,10 +360,4 @@ export class InvokePlan {
       variableValues: variables,
     };
   }
-}
-
-function pathToArray(path: Path): (string | number)[] {
-  const keys: (string | number)[] = [];
-  for (let p: Path | undefined = path; p; p = p.prev) keys.push(p.key);
-  return keys.reverse();
 }
