@@ -53,15 +53,30 @@ function mappings(pid: number): string {
     return '';
   }
   const groups = new Map<string, number>();
+  // Single mappings too: a WebAssembly memory (PGlite's) is one reservation of several GB of which
+  // only the touched pages are resident.
+  const single: { name: string; sizeKb: number; rssKb: number }[] = [];
   let name = '';
   for (const line of text.split('\n')) {
     const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
     if (head) name = head[1] || '[anonymous]';
+    const size = /^Size:\s+(\d+) kB/.exec(line);
+    if (size) single.push({ name, sizeKb: Number(size[1]), rssKb: 0 });
     const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rss) groups.set(name, (groups.get(name) ?? 0) + Number(rss[1]));
+    if (rss) {
+      groups.set(name, (groups.get(name) ?? 0) + Number(rss[1]));
+      single[single.length - 1]!.rssKb = Number(rss[1]);
+    }
   }
+  const mb = (kb: number) => (kb / 1024).toFixed(0).padStart(5);
   const top = [...groups].sort((a, b) => b[1] - a[1]).slice(0, 8);
-  return top.map(([n, kb]) => `  mapped ${(kb / 1024).toFixed(0).padStart(5)} MB  ${n}`).join('\n') + '\n';
+  const largest = single.sort((a, b) => b.rssKb - a.rssKb).slice(0, 6);
+  return (
+    top.map(([n, kb]) => `  mapped ${mb(kb)} MB  ${n}`).join('\n') +
+    '\n' +
+    largest.map((m) => `  one mapping ${mb(m.rssKb)} MB resident of ${mb(m.sizeKb)} MB  ${m.name}`).join('\n') +
+    '\n'
+  );
 }
 
 async function main() {

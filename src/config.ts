@@ -34,6 +34,7 @@ const envSchema = z.object({
   HUB_FAST_PATH: flag.default('true'),
   HUB_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(300).default(50),
   HUB_PGLITE_BASELINE_WASM: flag.default('true'),
+  HUB_PGLITE_BUFFERS_MB: z.coerce.number().int().min(1).max(4096).default(8),
   HUB_MAX_REQUEST_BYTES: positive.default(1024 * 1024),
   HUB_MAX_DEPTH: positive.default(12),
   HUB_MAX_ALIASES: positive.default(30),
@@ -92,6 +93,8 @@ export interface HubConfig {
   heapGrowthPercent: number;
   /** the embedded PGlite's WASM compiled by V8's baseline tier only: ~55 MB less RSS, slower database work */
   pgliteBaselineWasm: boolean;
+  /** the embedded PGlite's shared_buffers, in MB */
+  pgliteBuffersMb: number;
   maxRequestBytes: number;
   limits: { maxDepth: number; maxAliases: number; maxInvokes: number; maxTokens: number };
   /** invokes per caller per minute, unless the caller has its own quota */
@@ -164,6 +167,7 @@ export function parseConfig(env: Record<string, string | undefined>): HubConfig 
     fastPath: e.HUB_FAST_PATH,
     heapGrowthPercent: e.HUB_HEAP_GROWTH_PERCENT,
     pgliteBaselineWasm: e.HUB_PGLITE_BASELINE_WASM,
+    pgliteBuffersMb: e.HUB_PGLITE_BUFFERS_MB,
     maxRequestBytes: e.HUB_MAX_REQUEST_BYTES,
     limits: { maxDepth: e.HUB_MAX_DEPTH, maxAliases: e.HUB_MAX_ALIASES, maxInvokes: e.HUB_MAX_INVOKES, maxTokens: e.HUB_MAX_TOKENS },
     quotaPerMinute: e.HUB_QUOTA_PER_MINUTE,

@@ -45,7 +45,9 @@ describe('configuration', () => {
     expect(c.resilience).toEqual({ retry: { maxRetries: 2, baseDelayMs: 100, maxDelayMs: 2000 }, breaker: { failureThreshold: 5, openMs: 30_000 }, maxConcurrentPerDeployment: 1024 });
     expect([c.drainDelayMs, c.idempotencyTtlMs]).toEqual([0, 86_400_000]);
     expect(() => parseConfig({ HUB_AUDIT_BUFFER_MAX: '0' })).toThrow(/HUB_AUDIT_BUFFER_MAX/);
-    expect([c.fastPath, c.heapGrowthPercent]).toEqual([true, 50]);
+    expect([c.fastPath, c.heapGrowthPercent, c.pgliteBuffersMb]).toEqual([true, 50, 8]);
+    expect(parseConfig({ HUB_PGLITE_BUFFERS_MB: '64' }).pgliteBuffersMb).toBe(64);
+    expect(() => parseConfig({ HUB_PGLITE_BUFFERS_MB: '0' })).toThrow(/HUB_PGLITE_BUFFERS_MB/);
     expect(parseConfig({ HUB_FAST_PATH: 'false', HUB_HEAP_GROWTH_PERCENT: '0' })).toMatchObject({ fastPath: false, heapGrowthPercent: 0 });
     expect(() => parseConfig({ HUB_FAST_PATH: 'sometimes' })).toThrow(/HUB_FAST_PATH/);
     expect(() => parseConfig({ HUB_HEAP_GROWTH_PERCENT: '-5' })).toThrow(/HUB_HEAP_GROWTH_PERCENT/);
@@ -235,15 +237,18 @@ describe.each(testDatabases())('restart on %s', (kind) => {
 });
 
 describe('embedded database', () => {
-  it('refuses a second hub on the same data directory', { timeout: 120_000 }, async () => {
+  it('refuses a second hub on the same data directory; runs with the configured buffer pool', { timeout: 120_000 }, async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-lock-'));
     const env = { HUB_HOST: '127.0.0.1', HUB_PORT: '0', HUB_DATA_DIR: dataDir, HUB_LOG_LEVEL: 'error' as const };
     const first = await startHub(parseConfig(env), { logSink: () => {} });
     await expect(startHub(parseConfig(env), { logSink: () => {} })).rejects.toThrow(/in use by another hub process/);
-    // The embedded database runs with a 32 MB buffer pool (PostgreSQL's 128 MB default would stay
-    // resident in PGlite's WASM memory).
-    expect(await first.db.prisma.$queryRawUnsafe('SHOW shared_buffers')).toEqual([{ shared_buffers: '32MB' }]);
+    // The embedded database runs with an 8 MB buffer pool (PostgreSQL's 128 MB default would stay
+    // resident in PGlite's WASM memory); HUB_PGLITE_BUFFERS_MB sets it, on an existing directory too.
+    expect(await first.db.prisma.$queryRawUnsafe('SHOW shared_buffers')).toEqual([{ shared_buffers: '8MB' }]);
     await first.close();
+    const restarted = await startHub(parseConfig({ ...env, HUB_PGLITE_BUFFERS_MB: '4' }), { logSink: () => {} });
+    expect(await restarted.db.prisma.$queryRawUnsafe('SHOW shared_buffers')).toEqual([{ shared_buffers: '4MB' }]);
+    await restarted.close();
     await rm(dataDir, { recursive: true, force: true });
   });
 });

@@ -31,6 +31,8 @@ export interface DatabaseOptions {
   url: string | undefined;
   dataDir: string;
   poolSize: number;
+  /** PGlite: PostgreSQL's shared_buffers in MB (default 8) */
+  pgliteBuffersMb?: number;
   /** PostgreSQL: give up opening a connection after this long (default 5000 ms) */
   connectTimeoutMs?: number;
   log: Logger;
@@ -91,10 +93,13 @@ async function openPglite(opts: DatabaseOptions): Promise<Database> {
     await mkdir(opts.dataDir, { recursive: true });
     release = await lockDataDir(opts.dataDir);
     try {
-      // PostgreSQL's default 128 MB buffer pool lives in PGlite's WASM memory, which never shrinks:
-      // 32 MB holds a large registry's hot rows (warm invokes read none) and keeps ~100 MB of RSS.
+      // PostgreSQL's buffer pool lives in PGlite's WASM memory, which never shrinks, and every
+      // buffer once touched stays resident (its default 128 MB: ~100 MB of RSS). PGlite reads the
+      // data files through Node's fs, so a page not in the pool comes from the kernel's page
+      // cache, outside the process, for a system call: a small pool costs little (warm invokes
+      // read nothing; the audit insert touches a few pages at the end of the table).
       const pgDir = path.join(opts.dataDir, 'pglite');
-      const startParams = [...PGlite.defaultStartParams, '-c', 'shared_buffers=32MB'];
+      const startParams = [...PGlite.defaultStartParams, '-c', `shared_buffers=${opts.pgliteBuffersMb ?? 8}MB`];
       if (!existsSync(path.join(pgDir, 'PG_VERSION'))) await initPgliteDir(pgDir, startParams);
       db = new PGlite(pgDir, { startParams });
       await db.waitReady;
