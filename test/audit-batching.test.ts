@@ -1,0 +1,116 @@
+// The audit log's batching against a real database: a flush writes what was recorded before it
+// was called, so records arriving during a write wait for their own timer and go in the next
+// batch (not in a write of their own right after); close() still writes everything, including
+// records of calls that ended while its last write ran.
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuditLog } from '../src/audit/audit-log.js';
+import type { InvocationEntry } from '../src/audit/chain.js';
+import { PostgresChainWriter, PrismaChainWriter, type ChainWriter } from '../src/audit/chain-writer.js';
+import { openDatabase, type Database } from '../src/db/database.js';
+import { createLogger } from '../src/log.js';
+import { testDatabases } from './helpers/databases.js';
+import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+
+const log = createLogger('error', () => {});
+
+/** The real writer, with every append held until the test lets it go, and the batches it got. */
+class GatedWriter implements ChainWriter {
+  readonly batches: string[][] = [];
+  private gates: (() => void)[] = [];
+  private waiting: (() => void)[] = [];
+  constructor(private readonly inner: ChainWriter) {}
+  get maxBatch() {
+    return this.inner.maxBatch;
+  }
+  async append(batch: InvocationEntry[]): Promise<void> {
+    this.batches.push(batch.map((e) => e.path));
+    await new Promise<void>((resolve) => {
+      this.gates.push(resolve);
+      this.waiting.splice(0).forEach((w) => w());
+    });
+    await this.inner.append(batch);
+  }
+  /** Resolves once an append is held. */
+  async held(): Promise<void> {
+    if (this.gates.length) return;
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  release(): void {
+    this.gates.shift()?.();
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+const entry = (path: string): InvocationEntry => ({
+  id: randomUUID(),
+  createdAt: new Date(),
+  callerId: null,
+  tenantId: 't1',
+  systemId: 's1',
+  method: 'GET',
+  path,
+  status: 200,
+  code: null,
+  durationMs: 1,
+  requestId: randomUUID(),
+});
+
+describe.each(testDatabases())('audit log batching on %s', (kind) => {
+  let testDb: TestDatabase;
+  let db: Database;
+  let writer: GatedWriter;
+  let audit: AuditLog;
+
+  beforeEach(async () => {
+    testDb = await createTestDatabase(kind);
+    db = await openDatabase({ url: testDb.url, dataDir: '.', poolSize: 2, log, pglite: testDb.pglite });
+    writer = new GatedWriter(kind === 'postgres' ? new PostgresChainWriter(testDb.url!, 5000) : new PrismaChainWriter(db.prisma));
+    // A delay no test waits for: writes happen only when a test flushes or closes.
+    audit = new AuditLog(db.prisma, log, { flushDelayMs: 600_000, writer });
+  });
+  afterEach(async () => {
+    await db.close();
+    await testDb.drop();
+  });
+
+  const stored = async () => (await testDb.query<{ path: string }>('SELECT "path" FROM "Invocation" ORDER BY "seq"')).map((r) => r.path);
+
+  it('writes what was recorded before the flush; a record arriving during the write waits for the next batch', { timeout: 15_000 }, async () => {
+    audit.record(entry('/a'));
+    audit.record(entry('/b'));
+    const flushed = audit.flush();
+    await writer.held();
+    audit.record(entry('/c')); // arrives while /a and /b are being written
+    writer.release();
+    await flushed;
+    expect(writer.batches).toEqual([['/a', '/b']]);
+    expect(audit.pending).toBe(1);
+    expect(await stored()).toEqual(['/a', '/b']);
+
+    audit.record(entry('/d'));
+    const next = audit.flush();
+    await writer.held();
+    writer.release();
+    await next;
+    expect(writer.batches).toEqual([['/a', '/b'], ['/c', '/d']]);
+    expect(await stored()).toEqual(['/a', '/b', '/c', '/d']);
+    await audit.close();
+  });
+
+  it('close() writes everything, records of calls that ended during its last write included', async () => {
+    audit.record(entry('/a'));
+    const closed = audit.close();
+    await writer.held();
+    audit.record(entry('/late'));
+    writer.release();
+    await writer.held();
+    writer.release();
+    await closed;
+    expect(writer.batches).toEqual([['/a'], ['/late']]);
+    expect(await stored()).toEqual(['/a', '/late']);
+    expect(audit.pending).toBe(0);
+  });
+});
