@@ -53,8 +53,8 @@ function mappings(pid: number): string {
     return '';
   }
   const groups = new Map<string, number>();
-  // Single mappings too: a WebAssembly memory (PGlite's) is one reservation of several GB of which
-  // only the touched pages are resident.
+  // Single mappings too: a WebAssembly memory (PGlite's: 128 MB) is one mapping of which only the
+  // touched pages are resident.
   const single: { name: string; sizeKb: number; rssKb: number }[] = [];
   let name = '';
   for (const line of text.split('\n')) {

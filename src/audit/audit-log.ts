@@ -56,9 +56,8 @@ export class AuditLog {
 
   private readonly writer: ChainWriter;
   private closed = false;
-  /** records queued since start, and those taken off the queue since (written, or refused and logged) */
+  /** records queued since start; those taken off the queue since (written, or refused and logged) are queued - queue.length */
   private queued = 0;
-  private settled = 0;
 
   get pending(): number {
     return this.queue.length;
@@ -97,7 +96,7 @@ export class AuditLog {
     // of the hub's CPU at 800 req/s on PostgreSQL), instead of one batch per flushDelayMs.
     const upTo = this.queued;
     const run = async () => {
-      while (this.settled < upTo && this.queue.length) await this.writeBatch();
+      while (this.queued - this.queue.length < upTo) await this.writeBatch();
     };
     const write = (this.writing ?? Promise.resolve()).catch(() => {}).then(run);
     this.writing = write;
@@ -130,7 +129,6 @@ export class AuditLog {
     try {
       await this.insertChained(batch);
       this.queue.splice(0, batch.length);
-      this.settled += batch.length;
     } catch (error) {
       if (isDatabaseTransient(error)) {
         // Once per outage, not once per retry.
@@ -148,7 +146,6 @@ export class AuditLog {
           this.log.error('an invocation record was refused by the database; kept here', { error: single, record: entry });
         }
         this.queue.shift();
-        this.settled++;
       }
     }
   }
