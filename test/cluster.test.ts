@@ -245,8 +245,9 @@ describe.runIf(onPostgres)('cluster on postgres', () => {
 
     it('turns /readyz to 503 first, finishes the calls in flight, flushes their records, exits 0', async () => {
       db = await createTestDatabase('postgres');
-      upstream = await slowUpstream(800);
-      const env = await clusterEnv(db, { HUB_DRAIN_DELAY_MS: '300' });
+      // The calls outlast the drain delay, and the delay leaves a loaded machine time to see the 503.
+      upstream = await slowUpstream(3000);
+      const env = await clusterEnv(db, { HUB_DRAIN_DELAY_MS: '2000' });
       const h = await startHubProcess(env);
       const admin = env.HUB_ADMIN_KEY;
       must(await h.gql(`mutation { createTenant(input: { id: "acme", name: "Acme" }) { id } }`, {}, admin));
@@ -255,8 +256,8 @@ describe.runIf(onPostgres)('cluster on postgres', () => {
       const inFlight = Array.from({ length: 5 }, (_, i) => h.gql<any>(INVOKE_QUERY, { t: 'acme', s: 'crm', p: { path: `/slow/${i}` } }, admin));
       await eventually(async () => upstream.requests.filter((r) => r.url.startsWith('/slow')).length === 5, 5000);
       h.proc.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 100));
-      expect((await fetch(`${h.url}/readyz`)).status).toBe(503);
+      const readyz = async () => (await fetch(`${h.url}/readyz`).catch(() => null))?.status;
+      expect(await eventually(async () => (await readyz()) === 503, 1500)).toBe(true);
       const answers = await Promise.all(inFlight);
       for (const res of answers) {
         expect(res.body.errors).toBeUndefined();

@@ -172,7 +172,7 @@ describe.each(testDatabases())('idempotency keys on %s', (kind) => {
   });
 
   it('waits for a duplicate in flight, bounded; a claim left by a dead process is taken over after its lease', async () => {
-    await hub.admin(`mutation { createSystem(input: { id: "quick", name: "quick", mode: EXCLUSIVE, timeoutMs: 200 }) { id } }`);
+    await hub.admin(`mutation { createSystem(input: { id: "quick", name: "quick", mode: EXCLUSIVE, timeoutMs: 1000 }) { id } }`);
     await hub.admin(`mutation { bindSystem(input: { tenantId: "acme", systemId: "quick", baseUrl: "${up.url}" }) { baseUrl } }`);
     const send = () => hub.gql(MUTATION, { t: 'acme', s: 'quick', p: { method: 'POST', path: '/orders', idempotencyKey: 'stuck-1' } }, { key: callerKey });
     expect((await send()).body.data.invoke.replayed).toBe(false);

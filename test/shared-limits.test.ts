@@ -26,6 +26,10 @@ const VIEWER = `{ viewer { role caller { id } } }`;
 const badKey = (i: number) => `thub_${String(i).padStart(43, 'y')}`;
 
 /** A fresh key prefix per hub pair: test runs side by side on one Redis never share a counter. */
+// Where a test needs every verdict from Redis, a stall of the loaded machine must not pass for an
+// unanswered command (the 200 ms default would turn it into a counted fallback). A stopped Redis
+// still fails at once: the connection is closed and commands are not queued.
+const PATIENT_MS = '2000';
 const freshPrefix = () => `thub-test:${RUN_ID}:${randomUUID()}:`;
 
 async function requireRedis(): Promise<Redis> {
@@ -101,7 +105,7 @@ describe.runIf(testDatabases().includes('postgres'))('shared limits: two hubs, o
     redis = await requireRedis();
     up = await startUpstream();
     prefix = freshPrefix();
-    [a, b] = await startPair('postgres', { HUB_REDIS_URL: REDIS_URL, HUB_REDIS_PREFIX: prefix, HUB_QUOTA_PER_MINUTE: '1000', HUB_AUTH_FAILURES_PER_MINUTE: '3' });
+    [a, b] = await startPair('postgres', { HUB_REDIS_URL: REDIS_URL, HUB_REDIS_PREFIX: prefix, HUB_REDIS_TIMEOUT_MS: PATIENT_MS, HUB_QUOTA_PER_MINUTE: '1000', HUB_AUTH_FAILURES_PER_MINUTE: '3' });
     await seedExclusive(a, { tenantId: 'acme', systemId: 'crm', baseUrl: `${up.url}/crm`, token: 'crm-token' });
   });
   afterAll(async () => {
@@ -202,6 +206,7 @@ describe.runIf(testDatabases().includes('postgres'))('shared limits: two hub pro
       HUB_LOG_LEVEL: 'warn',
       HUB_REDIS_URL: REDIS_URL,
       HUB_REDIS_PREFIX: freshPrefix(),
+      HUB_REDIS_TIMEOUT_MS: PATIENT_MS,
     };
     for (let i = 0; i < 2; i++) {
       const child = await startHubProcess(env);
@@ -328,12 +333,12 @@ describe('RedisLimiter on a real Redis', () => {
   });
 
   it('a short window ends: the key expires and counting starts again', async () => {
-    const opts = { name: 'auth', prefix: freshPrefix(), windowMs: 300, onFallback: (_: string, error: unknown) => { throw error; } };
+    const opts = { name: 'auth', prefix: freshPrefix(), windowMs: 2000, onFallback: (_: string, error: unknown) => { throw error; } };
     const limiter = new RedisLimiter(one, opts);
     expect((await limiter.hit('10.0.0.1', 1)).allowed).toBe(true);
     const refused = await limiter.hit('10.0.0.1', 1);
     expect(refused.allowed).toBe(false);
-    expect(refused.retryAfterMs).toBeLessThanOrEqual(300);
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(2000);
     await new Promise((resolve) => setTimeout(resolve, refused.retryAfterMs + 50));
     expect((await limiter.hit('10.0.0.1', 1)).allowed).toBe(true);
   });
@@ -370,7 +375,7 @@ describe.runIf(hasRedisServer)('a Redis outage while the hub runs', () => {
     port = await closedPort();
     await startRedisServer();
     hub = await startTestHub(testDatabases()[0]!, {
-      env: { HUB_REDIS_URL: `redis://127.0.0.1:${port}`, HUB_REDIS_PREFIX: freshPrefix(), HUB_QUOTA_PER_MINUTE: '1000' },
+      env: { HUB_REDIS_URL: `redis://127.0.0.1:${port}`, HUB_REDIS_PREFIX: freshPrefix(), HUB_REDIS_TIMEOUT_MS: PATIENT_MS, HUB_QUOTA_PER_MINUTE: '1000' },
     });
     await seedExclusive(hub, { tenantId: 'acme', systemId: 'crm', baseUrl: `${up.url}/crm` });
   });
