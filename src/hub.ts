@@ -7,7 +7,7 @@ import { Authenticator } from './access/authenticator.js';
 import { bootstrapAdmin } from './access/bootstrap-admin.js';
 import { createApp } from './app.js';
 import { AuditLog } from './audit/audit-log.js';
-import { PostgresChainWriter } from './audit/chain-writer.js';
+import { PostgresChainWriter, PgliteChainWriter } from './audit/chain-writer.js';
 import type { HubConfig } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { IdempotencyStore } from './invoke/idempotency-store.js';
@@ -69,12 +69,17 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     if (db.kind === 'postgres') {
       changeFeed = await PostgresChangeFeed.start({ url: config.databaseUrl!, prisma: db.prisma, log: log.child('registry'), onChange: () => cache.invalidate() });
     }
-    const audit = new AuditLog(db.prisma, log.child('audit'), {
+    // The audit writers' statements count with Prisma's (metrics reads the audit log, so comes after it).
+    const countStatement = () => metrics.dbQueries.inc();
+    const writer =
+      db.kind === 'postgres'
+        ? new PostgresChainWriter(config.databaseUrl!, config.dbConnectTimeoutMs, countStatement)
+        : new PgliteChainWriter(db.pglite!, countStatement);
+    const audit = new AuditLog(writer, log.child('audit'), {
       maxBuffered: config.auditBufferMax,
       // PGlite runs on the hub's own thread: fewer, larger audit batches take less of it (records
       // are written within 100 ms; shutdown and every admin read of records flush first).
       flushDelayMs: db.kind === 'pglite' ? 100 : undefined,
-      writer: db.kind === 'postgres' ? new PostgresChainWriter(config.databaseUrl!, config.dbConnectTimeoutMs) : undefined,
     });
     const metrics = new HubMetrics({ cache, audit });
     db.onQuery(() => metrics.dbQueries.inc());

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuditLog } from '../src/audit/audit-log.js';
 import type { InvocationEntry } from '../src/audit/chain.js';
-import { PostgresChainWriter, PrismaChainWriter, type ChainWriter } from '../src/audit/chain-writer.js';
+import { PgliteChainWriter, PostgresChainWriter, type ChainWriter } from '../src/audit/chain-writer.js';
 import { openDatabase, type Database } from '../src/db/database.js';
 import { createLogger } from '../src/log.js';
 import { testDatabases } from './helpers/databases.js';
@@ -63,13 +63,16 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
   let db: Database;
   let writer: GatedWriter;
   let audit: AuditLog;
+  let statements: number;
 
   beforeEach(async () => {
     testDb = await createTestDatabase(kind);
     db = await openDatabase({ url: testDb.url, dataDir: '.', poolSize: 2, log, pglite: testDb.pglite });
-    writer = new GatedWriter(kind === 'postgres' ? new PostgresChainWriter(testDb.url!, 5000) : new PrismaChainWriter(db.prisma));
+    statements = 0;
+    const count = () => void statements++;
+    writer = new GatedWriter(kind === 'postgres' ? new PostgresChainWriter(testDb.url!, 5000, count) : new PgliteChainWriter(db.pglite!, count));
     // A delay no test waits for: writes happen only when a test flushes or closes.
-    audit = new AuditLog(db.prisma, log, { flushDelayMs: 600_000, writer });
+    audit = new AuditLog(writer, log, { flushDelayMs: 600_000 });
   });
   afterEach(async () => {
     await db.close();
@@ -97,6 +100,10 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     await next;
     expect(writer.batches).toEqual([['/a', '/b'], ['/c', '/d']]);
     expect(await stored()).toEqual(['/a', '/b', '/c', '/d']);
+    // Every statement the writer sent was counted (hub_db_queries_total): two writes, a
+    // transaction each of BEGIN, the newest hash, the INSERT and COMMIT, and on PostgreSQL the
+    // statement timeout and the chain's lock.
+    expect(statements).toBe(kind === 'postgres' ? 12 : 8);
     await audit.close();
   });
 

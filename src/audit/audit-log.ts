@@ -8,10 +8,9 @@
 // Records still arriving then (calls already in flight, the refusals themselves) get a second
 // maxBuffered of room; past that a record goes to the error log instead (records hold no
 // secrets) and is counted in stats.unbuffered, so memory stays bounded and nothing is lost silently.
-import type { Prisma } from '../db/database.js';
 import type { Logger } from '../log.js';
 import type { InvocationEntry } from './chain.js';
-import { PrismaChainWriter, type ChainWriter } from './chain-writer.js';
+import type { ChainWriter } from './chain-writer.js';
 import { isDatabaseTransient } from '../utils/database-errors.js';
 
 
@@ -24,8 +23,6 @@ export interface AuditLogOptions {
   retryDelayMs?: number;
   /** queued records at which `full` turns true (default 10,000; the hub sets HUB_AUDIT_BUFFER_MAX); the queue holds at most twice this */
   maxBuffered?: number;
-  /** how batches reach the database (default: through Prisma) */
-  writer?: ChainWriter;
 }
 
 
@@ -42,19 +39,18 @@ export class AuditLog {
   /** records that did not fit the queue and went to the error log instead, since start */
   readonly stats = { unbuffered: 0 };
 
+  /** @param writer how batches reach the database (src/audit/chain-writer.ts) */
   constructor(
-    private readonly prisma: Prisma,
+    private readonly writer: ChainWriter,
     private readonly log: Logger,
     opts: AuditLogOptions = {},
   ) {
     this.flushDelayMs = opts.flushDelayMs ?? 20;
-    this.writer = opts.writer ?? new PrismaChainWriter(prisma);
     this.maxBatch = opts.maxBatch ?? this.writer.maxBatch;
     this.retryDelayMs = opts.retryDelayMs ?? 1000;
     this.maxBuffered = opts.maxBuffered ?? 10_000;
   }
 
-  private readonly writer: ChainWriter;
   private closed = false;
   /** records queued since start; those taken off the queue since (written, or refused and logged) are queued - queue.length */
   private queued = 0;

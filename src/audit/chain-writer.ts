@@ -1,16 +1,23 @@
-// Appending a batch of records to the hash chain: take the chain's advisory lock, read the newest
-// stored hash, chain the batch onto it, insert it, commit. The batch travels as one JSON text
-// parameter (an array of rows, each an array of columns) and one INSERT ... SELECT unpacks it:
-// serialising it is one native JSON.stringify, where Prisma's createMany compiled a statement of
-// 13 parameters per record and pg's array parameters escaped every value in JavaScript.
-// Two writers, one per database:
-// - PostgreSQL: a small pg pool of its own (the audit write is the only SQL on a warm invoke).
-// - PGlite: through Prisma's interactive transaction, which PGlite runs one at a time.
+// Appending a batch of records to the hash chain: read the newest stored hash, chain the batch
+// onto it, insert it, commit. The batch travels as one JSON text parameter (an array of rows, each
+// an array of columns) and one INSERT ... SELECT unpacks it: serialising it is one native
+// JSON.stringify, where Prisma's createMany compiled a statement of 13 parameters per record and
+// pg's array parameters escaped every value in JavaScript.
+// Two writers, one per database, each on the driver itself rather than through Prisma:
+// - PostgreSQL: a small pg pool of its own (the audit write is the only SQL on a warm invoke),
+//   under an advisory lock, so that processes sharing the database extend one chain.
+// - PGlite: the instance itself. Only this process opens it (the data directory is locked) and
+//   the audit log writes one batch at a time, so no lock is needed. Through Prisma's interactive
+//   transaction a write took longer on the hub's thread, and held up the calls waiting behind it
+//   (bench/RESULTS.md, 2026-11-26 15:12).
+import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import type { Prisma } from '../db/database.js';
 import { chainHash, entryFieldsJson, GENESIS, type InvocationEntry } from './chain.js';
 
 const CHAIN_LOCK = 72_470_003;
+
+/** called for every SQL statement a writer sends (the hub counts them in hub_db_queries_total) */
+export type StatementListener = () => void;
 
 export interface ChainWriter {
   /** Appends the batch, in order, in one transaction; throws if nothing was written. */
@@ -45,20 +52,26 @@ SELECT r->>0, (r->>1)::timestamptz, r->>2, r->>3, r->>4, (r->>5)::"HttpMethod", 
 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(r, n)
 ORDER BY n`;
 
-export class PrismaChainWriter implements ChainWriter {
+export class PgliteChainWriter implements ChainWriter {
   readonly maxBatch = 5000;
-  constructor(private readonly prisma: Prisma) {}
+  constructor(
+    private readonly db: PGlite,
+    private readonly onStatement: StatementListener = () => {},
+  ) {}
 
   async append(batch: InvocationEntry[]): Promise<void> {
-    await this.prisma.$transaction(
-      async (tx) => {
-        await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${CHAIN_LOCK})`);
-        const [last] = await tx.$queryRawUnsafe<{ hash: string }[]>(LAST_HASH);
-        await tx.$executeRawUnsafe(INSERT_JSON, chainedRows(last?.hash ?? GENESIS, batch));
-      },
-      // Waits on other writers or a busy connection pass; the records stay queued meanwhile.
-      { maxWait: 10_000, timeout: 30_000 },
-    );
+    this.onStatement(); // BEGIN
+    try {
+      // PGlite runs no other query while the transaction is open, and rolls it back on an error.
+      await this.db.transaction(async (tx) => {
+        this.onStatement();
+        const last = await tx.query<{ hash: string }>(LAST_HASH);
+        this.onStatement();
+        await tx.query(INSERT_JSON, [chainedRows(last.rows[0]?.hash ?? GENESIS, batch)]);
+      });
+    } finally {
+      this.onStatement(); // COMMIT or ROLLBACK
+    }
   }
 
   async close(): Promise<void> {}
@@ -69,7 +82,11 @@ export class PostgresChainWriter implements ChainWriter {
   private readonly pool: pg.Pool;
 
   /** @param connectTimeoutMs a database that hangs counts as unreachable after this long */
-  constructor(url: string, connectTimeoutMs: number) {
+  constructor(
+    url: string,
+    connectTimeoutMs: number,
+    private readonly onStatement: StatementListener = () => {},
+  ) {
     // One writer at a time holds the chain lock anyway: two connections are plenty.
     this.pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: connectTimeoutMs, idleTimeoutMillis: 30_000 });
     this.pool.on('error', () => {}); // an idle connection that drops is replaced on the next write
@@ -78,16 +95,20 @@ export class PostgresChainWriter implements ChainWriter {
   async append(batch: InvocationEntry[]): Promise<void> {
     const client = await this.pool.connect();
     let broken: unknown;
+    const query = <R extends pg.QueryResultRow>(sql: string, params?: unknown[]) => {
+      this.onStatement();
+      return client.query<R>(sql, params);
+    };
     try {
-      await client.query('BEGIN');
+      await query('BEGIN');
       try {
-        await client.query(`SET LOCAL statement_timeout = 30000`);
-        await client.query(`SELECT pg_advisory_xact_lock(${CHAIN_LOCK})`);
-        const last = await client.query<{ hash: string }>(LAST_HASH);
-        await client.query(INSERT_JSON, [chainedRows(last.rows[0]?.hash ?? GENESIS, batch)]);
-        await client.query('COMMIT');
+        await query(`SET LOCAL statement_timeout = 30000`);
+        await query(`SELECT pg_advisory_xact_lock(${CHAIN_LOCK})`);
+        const last = await query<{ hash: string }>(LAST_HASH);
+        await query(INSERT_JSON, [chainedRows(last.rows[0]?.hash ?? GENESIS, batch)]);
+        await query('COMMIT');
       } catch (error) {
-        await client.query('ROLLBACK').catch((rollback: unknown) => (broken = rollback));
+        await query('ROLLBACK').catch((rollback: unknown) => (broken = rollback));
         throw error;
       }
     } catch (error) {

@@ -17,6 +17,8 @@ export type Prisma = InstanceType<typeof PrismaClient>;
 export interface Database {
   kind: 'pglite' | 'postgres';
   prisma: Prisma;
+  /** the embedded database itself (kind 'pglite') */
+  pglite?: PGlite;
   /** Applies committed migrations that have not run yet. */
   migrate(): Promise<string[]>;
   /** Resolves when the database answers a trivial query. */
@@ -117,6 +119,7 @@ async function openPglite(opts: DatabaseOptions): Promise<Database> {
   return {
     kind: 'pglite',
     prisma,
+    pglite,
     migrate: () => applyMigrations(runner, opts.log),
     ping: async () => {
       await runner.query('SELECT 1');
