@@ -1,6 +1,7 @@
 // npx tsx bench/profile.ts [--db pglite|postgres] [--duration <s>] [--warmup <s>] [--out <dir>]
 //                          [--target hub|plain] [--heap] [--node-arg <flag>]...
 //                          [--doc one|ten-batch|ten-identical|ten-distinct] [--no-prof]
+//                          [--rate <req/s>: a fixed rate instead of as fast as the hub answers]
 //
 // One process under the one-invoke load, profiled: the hub (or the plain graphql-yoga reference)
 // runs with --cpu-prof; after a warm-up it is loaded for --duration seconds while its CPU time and
@@ -25,7 +26,7 @@ import { ONE_DOC, tenDoc } from './documents.js';
 const POSTGRES_ADMIN_URL = process.env.HUB_BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 function args() {
-  const o = { db: 'pglite', durationS: 20, warmupS: 15, out: path.resolve('bench-profiles'), target: 'hub', heap: false, prof: true, connections: 32, nodeArgs: [] as string[], doc: 'one' };
+  const o = { db: 'pglite', durationS: 20, warmupS: 15, out: path.resolve('bench-profiles'), target: 'hub', heap: false, prof: true, connections: 32, nodeArgs: [] as string[], doc: 'one', rate: undefined as number | undefined };
   const a = process.argv.slice(2);
   for (let i = 0; i < a.length; i++) {
     const v = () => a[++i]!;
@@ -35,6 +36,7 @@ function args() {
     else if (a[i] === '--out') o.out = path.resolve(v());
     else if (a[i] === '--target') o.target = v();
     else if (a[i] === '--connections') o.connections = Number(v());
+    else if (a[i] === '--rate') o.rate = Number(v());
     else if (a[i] === '--heap') o.heap = true;
     else if (a[i] === '--no-prof') o.prof = false;
     else if (a[i] === '--doc') o.doc = v();
@@ -145,7 +147,7 @@ async function main() {
       };
     }
     process.stderr.write(`[profile] warming up ${o.warmupS} s\n`);
-    await runLoad(request, { connections: o.connections, durationS: o.warmupS });
+    await runLoad(request, { connections: o.connections, durationS: o.warmupS, overallRate: o.rate });
     const samples: string[] = [];
     const sample = async () => {
       const rss = rssOf(target.pid);
@@ -155,7 +157,7 @@ async function main() {
     await sample();
     const timer = setInterval(() => void sample(), 5000);
     const cpu0 = cpuMsOf(target.pid)!;
-    const r = await runLoad(request, { connections: o.connections, durationS: o.durationS });
+    const r = await runLoad(request, { connections: o.connections, durationS: o.durationS, overallRate: o.rate });
     const cpu1 = cpuMsOf(target.pid)!;
     clearInterval(timer);
     await sample();
@@ -164,7 +166,7 @@ async function main() {
       process.kill(target.pid, 'SIGUSR2');
       await new Promise((res) => setTimeout(res, 15_000));
     }
-    process.stdout.write(`${o.target} ${o.db} ${o.nodeArgs.join(' ')}: ${r.ok} ok, ${r.failed} failed, ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, CPU ${((cpu1 - cpu0) / r.ok).toFixed(3)} ms/req\n`);
+    process.stdout.write(`${o.target} ${o.db} ${o.nodeArgs.join(' ')}: ${r.ok} ok, ${r.failed} failed, ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, CPU ${((cpu1 - cpu0) / r.ok).toFixed(3)} ms/req\n`);
     process.stdout.write(samples.map((s) => `  ${s}`).join('\n') + '\n');
     await target.stop();
     const prof = (await readdir(profDir)).filter((f) => f.endsWith('.cpuprofile'));
