@@ -25,11 +25,11 @@ const REDIS_URL = process.env.HUB_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const VIEWER = `{ viewer { role caller { id } } }`;
 const badKey = (i: number) => `thub_${String(i).padStart(43, 'y')}`;
 
-/** A fresh key prefix per hub pair: test runs side by side on one Redis never share a counter. */
 // Where a test needs every verdict from Redis, a stall of the loaded machine must not pass for an
 // unanswered command (the 200 ms default would turn it into a counted fallback). A stopped Redis
 // still fails at once: the connection is closed and commands are not queued.
 const PATIENT_MS = '2000';
+/** A fresh key prefix per hub pair: test runs side by side on one Redis never share a counter. */
 const freshPrefix = () => `thub-test:${RUN_ID}:${randomUUID()}:`;
 
 async function requireRedis(): Promise<Redis> {

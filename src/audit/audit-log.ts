@@ -1,6 +1,6 @@
 // Invocation records, written in batches off the request path: record() only queues; a flush
-// writes the queue in one transaction, chained to the newest stored record under an advisory lock
-// (so processes sharing one PostgreSQL extend one chain). close() flushes what is left.
+// writes the queue in one transaction, chained to the newest stored record (on PostgreSQL under an
+// advisory lock, so processes sharing the database extend one chain). close() flushes what is left.
 //
 // While the database is unreachable records stay queued, in order, and are retried; once it is
 // back they are written with the chain intact. The queue is bounded: at maxBuffered records `full`

@@ -6,10 +6,11 @@
 // Two writers, one per database, each on the driver itself rather than through Prisma:
 // - PostgreSQL: a small pg pool of its own (the audit write is the only SQL on a warm invoke),
 //   under an advisory lock, so that processes sharing the database extend one chain.
-// - PGlite: the instance itself. Only this process opens it (the data directory is locked) and
-//   the audit log writes one batch at a time, so no lock is needed. Through Prisma's interactive
-//   transaction a write took longer on the hub's thread, and held up the calls waiting behind it
-//   (bench/RESULTS.md, 2026-11-26 15:12).
+// - PGlite: the instance itself. PGlite's transaction() holds the lock that every query(), exec()
+//   and transaction() on the instance takes (Prisma's adapter uses those too), so no statement
+//   lands between reading the newest hash and the INSERT; no advisory lock is needed (PGlite has
+//   one session anyway). Through Prisma's interactive transaction a write took longer on the
+//   hub's thread and held up the calls waiting behind it (bench/RESULTS.md, 2026-11-26 16:06).
 import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { chainHash, entryFieldsJson, GENESIS, type InvocationEntry } from './chain.js';
@@ -60,17 +61,19 @@ export class PgliteChainWriter implements ChainWriter {
   ) {}
 
   async append(batch: InvocationEntry[]): Promise<void> {
-    this.onStatement(); // BEGIN
+    let began = false;
     try {
       // PGlite runs no other query while the transaction is open, and rolls it back on an error.
       await this.db.transaction(async (tx) => {
+        began = true;
+        this.onStatement(); // BEGIN
         this.onStatement();
         const last = await tx.query<{ hash: string }>(LAST_HASH);
         this.onStatement();
         await tx.query(INSERT_JSON, [chainedRows(last.rows[0]?.hash ?? GENESIS, batch)]);
       });
     } finally {
-      this.onStatement(); // COMMIT or ROLLBACK
+      if (began) this.onStatement(); // COMMIT or ROLLBACK
     }
   }
 

@@ -310,7 +310,7 @@ describe.each(testDatabases())('failed-authentication throttle on %s', (kind) =>
     for (let i = 0; i < 5; i++) expect401(await attacker.gql(VIEWER, {}, { key: badKey(i) }));
     const statements: string[] = [];
     const stop = hub.hub.db.onQuery((sql) => statements.push(sql));
-    // Let writes still under way from earlier requests (audit batches) finish: 200 ms of quiet.
+    // Let writes still under way from earlier requests finish: 200 ms of quiet.
     for (let seen = -1; seen !== statements.length; ) {
       seen = statements.length;
       await new Promise((r) => setTimeout(r, 200));
