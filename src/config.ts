@@ -8,6 +8,9 @@ const logLevel = z.enum(['debug', 'info', 'warn', 'error']);
 const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const positive = z.coerce.number().int().positive();
 
+/** the embedded PGlite's shared_buffers when HUB_PGLITE_BUFFERS_MB is not set */
+export const DEFAULT_PGLITE_BUFFERS_MB = 8;
+
 const envSchema = z.object({
   HUB_HOST: z.string().min(1).default('127.0.0.1'),
   HUB_PORT: z.coerce.number().int().min(0).max(65535).default(4000),
@@ -34,7 +37,7 @@ const envSchema = z.object({
   HUB_FAST_PATH: flag.default('true'),
   HUB_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(300).default(50),
   HUB_PGLITE_BASELINE_WASM: flag.default('true'),
-  HUB_PGLITE_BUFFERS_MB: z.coerce.number().int().min(1).max(4096).default(8),
+  HUB_PGLITE_BUFFERS_MB: z.coerce.number().int().min(1).max(4096).default(DEFAULT_PGLITE_BUFFERS_MB),
   HUB_MAX_REQUEST_BYTES: positive.default(1024 * 1024),
   HUB_MAX_DEPTH: positive.default(12),
   HUB_MAX_ALIASES: positive.default(30),

@@ -69,7 +69,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
     if (db.kind === 'postgres') {
       changeFeed = await PostgresChangeFeed.start({ url: config.databaseUrl!, prisma: db.prisma, log: log.child('registry'), onChange: () => cache.invalidate() });
     }
-    // The audit writers' statements count with Prisma's (metrics reads the audit log, so comes after it).
+    // Every SQL statement counts, Prisma's and the audit writers' (metrics reads the audit log, so comes after it).
     const countStatement = () => metrics.dbQueries.inc();
     const writer =
       db.kind === 'postgres'
@@ -82,7 +82,7 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
       flushDelayMs: db.kind === 'pglite' ? 100 : undefined,
     });
     const metrics = new HubMetrics({ cache, audit });
-    db.onQuery(() => metrics.dbQueries.inc());
+    db.onQuery(countStatement);
     const client = new UpstreamClient({
       policy,
       maxResponseBytes: config.maxResponseBytes,

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.js';
+import { DEFAULT_PGLITE_BUFFERS_MB } from '../config.js';
 import type { Logger } from '../log.js';
 import { applyMigrations } from './migrate.js';
 import { pgliteRunner, postgresRunner, type SqlRunner } from './sql-runner.js';
@@ -33,7 +34,7 @@ export interface DatabaseOptions {
   url: string | undefined;
   dataDir: string;
   poolSize: number;
-  /** PGlite: PostgreSQL's shared_buffers in MB (default 8) */
+  /** PGlite: PostgreSQL's shared_buffers in MB (default DEFAULT_PGLITE_BUFFERS_MB) */
   pgliteBuffersMb?: number;
   /** PostgreSQL: give up opening a connection after this long (default 5000 ms) */
   connectTimeoutMs?: number;
@@ -101,7 +102,7 @@ async function openPglite(opts: DatabaseOptions): Promise<Database> {
       // cache, outside the process, for a system call: a small pool costs little (warm invokes
       // read nothing; the audit insert touches a few pages at the end of the table).
       const pgDir = path.join(opts.dataDir, 'pglite');
-      const startParams = [...PGlite.defaultStartParams, '-c', `shared_buffers=${opts.pgliteBuffersMb ?? 8}MB`];
+      const startParams = [...PGlite.defaultStartParams, '-c', `shared_buffers=${opts.pgliteBuffersMb ?? DEFAULT_PGLITE_BUFFERS_MB}MB`];
       if (!existsSync(path.join(pgDir, 'PG_VERSION'))) await initPgliteDir(pgDir, startParams);
       db = new PGlite(pgDir, { startParams });
       await db.waitReady;
