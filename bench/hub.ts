@@ -1,6 +1,8 @@
-// A hub under test: `node dist/main.js` (as `npm start` runs it) in its own process, pinned to CPU 0, and what
-// the benchmark reads from it (its counters from GET /metrics, its RSS from /proc).
+// A hub under test: `node dist/main.js`, with the flags and environment `npm start` gives it, in its
+// own process, pinned to CPU 0, and what the benchmark reads from it (its counters from GET
+// /metrics, its RSS from /proc).
 import { buildHub, cpuMsOf, freePort, rssOf, startNode, waitForHttp, type Child } from './processes.js';
+import { startCommand } from './start-command.js';
 
 export const HUB_CPU = 0;
 
@@ -48,6 +50,8 @@ export interface HubStart {
   env?: Record<string, string>;
   /** extra node flags, e.g. --cpu-prof */
   nodeArgs?: string[];
+  /** false: plain `node dist/main.js`, without the flags and environment `npm start` adds (for A/B runs) */
+  startFlags?: boolean;
 }
 
 function metricValue(text: string, name: string): number | null {
@@ -57,10 +61,12 @@ function metricValue(text: string, name: string): number | null {
 
 export async function startHubProcess(o: HubStart): Promise<HubUnderTest> {
   const port = await freePort();
+  const start = o.startFlags === false ? { env: {}, nodeArgs: [] } : startCommand();
   const child: Child = startNode(o.name, buildHub(), {
     cpu: HUB_CPU,
-    nodeArgs: o.nodeArgs,
+    nodeArgs: [...start.nodeArgs, ...(o.nodeArgs ?? [])],
     env: {
+      ...start.env,
       NODE_ENV: 'production',
       HUB_HOST: '127.0.0.1',
       HUB_PORT: String(port),

@@ -1,5 +1,5 @@
 // npx tsx bench/profile.ts [--db pglite|postgres] [--duration <s>] [--warmup <s>] [--out <dir>]
-//                          [--target hub|plain] [--heap] [--node-arg <flag>]...
+//                          [--target hub|plain] [--heap] [--node-arg <flag>]... [--no-start-flags]
 //                          [--doc one|ten-batch|ten-identical|ten-distinct] [--no-prof]
 //                          [--rate <req/s>: a fixed rate instead of as fast as the hub answers]
 //
@@ -10,6 +10,7 @@
 // Measure: CPU ms per answered request and profile proportions (req/s depends on the machine's load).
 // --no-prof runs without the profiler (whose sampling slows the hub by half or more): CPU ms per
 // request and req/s as the benchmark would see them, to compare two builds quickly.
+// --no-start-flags starts the hub as plain `node dist/main.js`, without what `npm start` adds.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -26,7 +27,7 @@ import { ONE_DOC, tenDoc } from './documents.js';
 const POSTGRES_ADMIN_URL = process.env.HUB_BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 function args() {
-  const o = { db: 'pglite', durationS: 20, warmupS: 15, out: path.resolve('bench-profiles'), target: 'hub', heap: false, prof: true, connections: 32, nodeArgs: [] as string[], doc: 'one', rate: undefined as number | undefined };
+  const o = { db: 'pglite', durationS: 20, warmupS: 15, out: path.resolve('bench-profiles'), target: 'hub', heap: false, prof: true, connections: 32, nodeArgs: [] as string[], startFlags: true, doc: 'one', rate: undefined as number | undefined };
   const a = process.argv.slice(2);
   for (let i = 0; i < a.length; i++) {
     const v = () => a[++i]!;
@@ -41,6 +42,7 @@ function args() {
     else if (a[i] === '--no-prof') o.prof = false;
     else if (a[i] === '--doc') o.doc = v();
     else if (a[i] === '--node-arg') o.nodeArgs.push(v());
+    else if (a[i] === '--no-start-flags') o.startFlags = false;
     else throw new Error(`unknown option ${a[i]}`);
   }
   return o;
@@ -131,7 +133,7 @@ async function main() {
         u.pathname = `/${name}`;
         databaseUrl = u.toString();
       }
-      const hub = await startHubProcess({ name: 'hub', adminKey, dataDir, databaseUrl, encryptionKey: randomBytes(32).toString('base64'), nodeArgs });
+      const hub = await startHubProcess({ name: 'hub', adminKey, dataDir, databaseUrl, encryptionKey: randomBytes(32).toString('base64'), nodeArgs, startFlags: o.startFlags });
       target = hub;
       const seeded = await seedSmall(hub.url, adminKey, upUrl);
       request = {
@@ -166,7 +168,7 @@ async function main() {
       process.kill(target.pid, 'SIGUSR2');
       await new Promise((res) => setTimeout(res, 15_000));
     }
-    process.stdout.write(`${o.target} ${o.db} ${o.nodeArgs.join(' ')}: ${r.ok} ok, ${r.failed} failed, ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, CPU ${((cpu1 - cpu0) / r.ok).toFixed(3)} ms/req\n`);
+    process.stdout.write(`${o.target} ${o.db} ${o.nodeArgs.join(' ')}${o.startFlags ? '' : ' (no start flags)'}: ${r.ok} ok, ${r.failed} failed, ${Math.round(r.rps)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, CPU ${((cpu1 - cpu0) / r.ok).toFixed(3)} ms/req\n`);
     process.stdout.write(samples.map((s) => `  ${s}`).join('\n') + '\n');
     await target.stop();
     const prof = (await readdir(profDir)).filter((f) => f.endsWith('.cpuprofile'));
