@@ -2,7 +2,7 @@
 // own process, pinned to CPU 0, and what the benchmark reads from it (its counters from GET
 // /metrics, its RSS from /proc).
 import { buildHub, cpuMsOf, freePort, rssOf, startNode, waitForHttp, type Child } from './processes.js';
-import { startCommand } from './start-command.js';
+import { startCommand } from '../scripts/start-command.js';
 
 export const HUB_CPU = 0;
 

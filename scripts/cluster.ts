@@ -4,6 +4,7 @@
 // which drains (readyz 503, in-flight calls finish, records flushed) before this script exits.
 // In production use your platform's manager (systemd, Kubernetes, PM2); this shows the contract.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { startCommand } from './start-command.js';
 
 const count = Number(process.env.HUB_PROCESSES ?? 2);
 const basePort = Number(process.env.HUB_PORT ?? 4000);
@@ -16,14 +17,16 @@ if (!Number.isInteger(count) || count < 1) {
   process.exit(2);
 }
 
+// The compiled build (`npm run cluster` compiles first), with the flags and environment `npm start` gives it.
+const run = startCommand();
 let stopping = false;
 const children = new Map<number, ChildProcess>();
 
 function start(i: number) {
   const port = basePort + i;
   // Processes start together: migrations are applied once, under an advisory lock.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, HUB_PORT: String(port) },
+  const child = spawn(process.execPath, [...run.nodeArgs, run.script], {
+    env: { ...process.env, ...run.env, HUB_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.set(i, child);

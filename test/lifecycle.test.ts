@@ -1,9 +1,11 @@
 // The process around the API: health, readiness, GraphiQL, start-up on new and existing data,
 // restarts that keep data and credentials, concurrent start-ups, graceful drain.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +14,8 @@ import { readMigrations } from '../src/db/migrate.js';
 import { startHub, type Hub } from '../src/hub.js';
 import { testDatabases } from './helpers/databases.js';
 import { createCallerWithGrant, INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
-import { startHubProcess } from './helpers/hub-process.js';
+import { eventually, startHubProcess } from './helpers/hub-process.js';
+import { freePort } from './helpers/free-port.js';
 import { createTestDatabase } from './helpers/test-database.js';
 import { startTestHub, type TestHub } from './helpers/test-hub.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
@@ -91,6 +94,99 @@ describe('the compiled build (npm start)', () => {
     } finally {
       await hub.stop();
       await upstream.close();
+      await db.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The pids of a process's children (none: an empty list). */
+function childrenOf(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
+
+const portIsFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+
+/** Two free loopback ports in a row: the cluster manager listens on HUB_PORT and HUB_PORT+1. */
+async function twoFreePorts(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port < 65_535 && (await portIsFree(port + 1))) return port;
+  }
+}
+
+// `npm run cluster` runs the compiled build (after the test above compiled it) as `npm start` runs
+// it, restarts a process that dies and drains them all on SIGTERM. PostgreSQL only: the embedded
+// database serves one process.
+describe.runIf(testDatabases().includes('postgres'))('the cluster manager (npm run cluster)', () => {
+  it('starts compiled hubs with npm start\'s settings, restarts one killed, and drains all on SIGTERM', { timeout: 180_000 }, async () => {
+    const root = new URL('..', import.meta.url).pathname;
+    const db = await createTestDatabase('postgres', { empty: true });
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-cluster-manager-'));
+    const base = await twoFreePorts();
+    const manager = spawn(process.execPath, ['--import', 'tsx', 'scripts/cluster.ts'], {
+      cwd: root,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HUB_HOST: '127.0.0.1',
+        HUB_PORT: String(base),
+        HUB_PROCESSES: '2',
+        HUB_LOG_LEVEL: 'warn',
+        DATABASE_URL: db.url!,
+        HUB_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+        HUB_ADMIN_KEY: `cluster-admin-${randomBytes(24).toString('hex')}`,
+        HUB_DATA_DIR: dataDir,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    manager.stdout!.on('data', (c: Buffer) => (output += c.toString('utf8')));
+    manager.stderr!.on('data', (c: Buffer) => (output += c.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => manager.once('exit', (code) => resolve(code)));
+    const ready = (port: number) => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+    const bothReady = async () => (await ready(base)) && (await ready(base + 1));
+    let hubs: number[] = [];
+    try {
+      const started = async () => childrenOf(manager.pid!).length === 2 && (await bothReady());
+      expect(await eventually(started, 120_000), `${output}\n${execFileSync('ps', ['-ef'], { encoding: 'utf8' })}`).toBe(true);
+      expect(output).not.toMatch(/exited/); // none died on the way up
+      hubs = childrenOf(manager.pid!);
+      for (const pid of hubs) {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+        expect(argv.slice(1)).toEqual(['--max-semi-space-size=8', path.join(root, 'dist', 'main.js')]);
+        expect(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).toContain('MALLOC_ARENA_MAX=2');
+      }
+      process.kill(hubs[0]!, 'SIGKILL');
+      const restarted = async () => {
+        const now = childrenOf(manager.pid!);
+        return now.length === 2 && !now.includes(hubs[0]!) && (await bothReady());
+      };
+      expect(await eventually(restarted, 60_000), output).toBe(true);
+      expect(output).toMatch(/hub-\d exited \(SIGKILL\); restarting in 1 s/);
+      hubs = childrenOf(manager.pid!);
+      manager.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(output).toMatch(/SIGTERM: draining 2 hub processes/);
+      for (const pid of hubs) expect(() => process.kill(pid, 0)).toThrow(); // each drained and exited
+    } finally {
+      for (const pid of [...hubs, ...childrenOf(manager.pid!)]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      if (manager.exitCode === null && manager.signalCode === null) manager.kill('SIGKILL');
+      await exited;
       await db.drop();
       await rm(dataDir, { recursive: true, force: true });
     }

@@ -1,14 +1,19 @@
 // What `npm start` runs after building: its environment assignments and node flags, read from
-// package.json, so the hub under test starts as an operator's does (one place sets them).
+// package.json, so that the cluster manager and the benchmark start hubs as `npm start` does (one
+// place sets them).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT } from './processes.js';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export interface StartCommand {
   /** NAME=value and NAME=${NAME:-value} before `node` (the default when the caller's environment has none) */
   env: Record<string, string>;
   /** flags between `node` and the script */
   nodeArgs: string[];
+  /** the compiled entry point, an absolute path */
+  script: string;
 }
 
 export function startCommand(): StartCommand {
@@ -24,5 +29,5 @@ export function startCommand(): StartCommand {
   }
   for (i++; i < run.length && run[i]!.startsWith('--'); i++) nodeArgs.push(run[i]!);
   if (run[i] !== 'dist/main.js') throw new Error(`package.json scripts.start does not end in "node ... dist/main.js"`);
-  return { env, nodeArgs };
+  return { env, nodeArgs, script: path.join(ROOT, 'dist', 'main.js') };
 }
