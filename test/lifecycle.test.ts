@@ -100,13 +100,21 @@ describe('the compiled build (npm start)', () => {
   });
 });
 
-/** The pids of a process's children (none: an empty list). */
-function childrenOf(pid: number): number[] {
+/** The pids of a process's children that run the hub (tsx also starts an esbuild service there). */
+function hubsUnder(pid: number): number[] {
+  let children: number[];
   try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
   } catch {
     return []; // pgrep exits 1 when nothing matches
   }
+  return children.filter((child) => {
+    try {
+      return readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('dist/main.js');
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
 }
 
 const portIsFree = (port: number) =>
@@ -156,10 +164,10 @@ describe.runIf(testDatabases().includes('postgres'))('the cluster manager (npm r
     const bothReady = async () => (await ready(base)) && (await ready(base + 1));
     let hubs: number[] = [];
     try {
-      const started = async () => childrenOf(manager.pid!).length === 2 && (await bothReady());
+      const started = async () => hubsUnder(manager.pid!).length === 2 && (await bothReady());
       expect(await eventually(started, 120_000), `${output}\n${execFileSync('ps', ['-ef'], { encoding: 'utf8' })}`).toBe(true);
       expect(output).not.toMatch(/exited/); // none died on the way up
-      hubs = childrenOf(manager.pid!);
+      hubs = hubsUnder(manager.pid!);
       for (const pid of hubs) {
         const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
         expect(argv.slice(1)).toEqual(['--max-semi-space-size=8', path.join(root, 'dist', 'main.js')]);
@@ -167,18 +175,18 @@ describe.runIf(testDatabases().includes('postgres'))('the cluster manager (npm r
       }
       process.kill(hubs[0]!, 'SIGKILL');
       const restarted = async () => {
-        const now = childrenOf(manager.pid!);
+        const now = hubsUnder(manager.pid!);
         return now.length === 2 && !now.includes(hubs[0]!) && (await bothReady());
       };
       expect(await eventually(restarted, 60_000), output).toBe(true);
       expect(output).toMatch(/hub-\d exited \(SIGKILL\); restarting in 1 s/);
-      hubs = childrenOf(manager.pid!);
+      hubs = hubsUnder(manager.pid!);
       manager.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(output).toMatch(/SIGTERM: draining 2 hub processes/);
       for (const pid of hubs) expect(() => process.kill(pid, 0)).toThrow(); // each drained and exited
     } finally {
-      for (const pid of [...hubs, ...childrenOf(manager.pid!)]) {
+      for (const pid of [...hubs, ...hubsUnder(manager.pid!)]) {
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
