@@ -4,6 +4,7 @@
 // which drains (readyz 503, in-flight calls finish, records flushed) before this script exits.
 // In production use your platform's manager (systemd, Kubernetes, PM2); this shows the contract.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { startCommand } from './start-command.js';
 
 const count = Number(process.env.HUB_PROCESSES ?? 2);
@@ -19,7 +20,13 @@ if (!Number.isInteger(count) || count < 1) {
 
 // The compiled build (`npm run cluster` compiles first), with the flags and environment `npm start` gives it.
 const run = startCommand();
+if (!existsSync(run.script)) {
+  process.stderr.write(`${run.script} is missing: npm run cluster compiles it (or run npm run build first).\n`);
+  process.exit(2);
+}
 let stopping = false;
+/** a hub that did not drain cleanly (non-zero exit or a signal) makes the manager exit 1 */
+let drainFailed = false;
 const children = new Map<number, ChildProcess>();
 
 function start(i: number) {
@@ -38,11 +45,16 @@ function start(i: number) {
   child.on('exit', (code, signal) => {
     children.delete(i);
     if (stopping) {
-      if (children.size === 0) process.exit(0);
+      if (code !== 0) {
+        drainFailed = true;
+        process.stderr.write(`[cluster] hub-${i} did not drain cleanly (${signal ?? code})\n`);
+      }
+      if (children.size === 0) process.exit(drainFailed ? 1 : 0);
       return;
     }
     process.stderr.write(`[cluster] hub-${i} exited (${signal ?? code}); restarting in 1 s\n`);
-    setTimeout(() => start(i), 1000);
+    // Not after a SIGTERM that came meanwhile: that hub would never be told to stop.
+    setTimeout(() => stopping || start(i), 1000);
   });
 }
 
