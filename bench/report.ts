@@ -68,6 +68,8 @@ export interface RunInfo {
   durationS: number;
   connections: number;
   pinned: boolean;
+  /** how the hubs were started: npm start's assignments and node flags */
+  hubStart: string;
   loadBefore: number[];
   loadAfter: number[];
 }
@@ -227,6 +229,7 @@ export function render(info: RunInfo, dbs: DbResult[], interruption?: string): s
   const setup =
     `\`${info.command}\`: ${info.connections} connections, ${info.durationS} s per run after a warm-up, ` +
     (info.pinned ? 'hub pinned to CPU 0, load generator and upstream to CPU 1 (taskset)' : 'no taskset: nothing pinned') +
+    `; hubs started as \`npm start\` starts them: \`${info.hubStart}\`` +
     `. Load average before/after: ${info.loadBefore.map((l) => l.toFixed(1)).join(' ')} / ${info.loadAfter.map((l) => l.toFixed(1)).join(' ')}.`;
   const parts = [`## ${when}${interruption ? ' (incomplete)' : ''}`, '', ...(interruption ? [`**Run ${interruption}.**`, ''] : []), `Machine: ${machine()}.`, '', setup];
   for (const db of dbs) parts.push('', `### ${db.name}`, '', table(db.rows), '', 'Targets (issue 5):', '', checksText(db));

@@ -20,6 +20,7 @@ import pg from 'pg';
 import { HUB_CPU, startHubProcess, type HubUnderTest } from './hub.js';
 import { runLoad, type LoadRequest } from './load.js';
 import { cpuMsOf, rssOf, killAllNow, pinSelf, script, startNode, stopAll, waitForLine } from './processes.js';
+import { startCommand } from '../scripts/start-command.js';
 import { render, table, writeReadme, writeResults, type DbResult, type Row, type RunInfo, type ScenarioKey, type Soak } from './report.js';
 import {
   BATCH_SYSTEM,
@@ -81,6 +82,12 @@ function parseArgs(argv: string[]): Options {
     } else throw new Error(`unknown option ${a} (see --help)`);
   }
   return o;
+}
+
+/** e.g. `MALLOC_ARENA_MAX=2 node --max-semi-space-size=8 dist/main.js`, with the values in force */
+function hubStartText(): string {
+  const start = startCommand();
+  return [...Object.entries(start.env).map(([k, v]) => `${k}=${v}`), 'node', ...start.nodeArgs, 'dist/main.js'].join(' ');
 }
 
 function positive(name: string, v: string): number {
@@ -490,6 +497,7 @@ async function main() {
     durationS: opts.durationS,
     connections: CONNECTIONS,
     pinned,
+    hubStart: hubStartText(),
     loadBefore: os.loadavg(),
     loadAfter: [],
   };
