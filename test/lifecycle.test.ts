@@ -17,7 +17,7 @@ import { testDatabases } from './helpers/databases.js';
 import { createCallerWithGrant, INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
 import { eventually, startHubProcess } from './helpers/hub-process.js';
 import { freePort } from './helpers/free-port.js';
-import { parseStartScript } from '../scripts/start-command.js';
+import { parseStartScript, startCommand } from '../scripts/start-command.js';
 import { createTestDatabase } from './helpers/test-database.js';
 import { startTestHub, type TestHub } from './helpers/test-hub.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
@@ -85,7 +85,8 @@ describe("npm start's command line (scripts/start-command.ts reads it for the cl
   });
 });
 
-// `npm start` compiles src/ to dist/ and runs it with node: that build must start and serve.
+// `npm start` compiles src/ to dist/ and runs it with node and its two memory settings: that build,
+// started so, must start and serve.
 describe('the compiled build (npm start)', () => {
   const kind = testDatabases().includes('postgres') ? 'postgres' : 'pglite';
   it(`compiles, migrates a new ${kind} database and answers an invoke`, { timeout: 180_000 }, async () => {
@@ -94,13 +95,15 @@ describe('the compiled build (npm start)', () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-build-'));
     const upstream = await startUpstream();
     const adminKey = `build-admin-${randomBytes(24).toString('hex')}`;
+    const start = startCommand();
     const hub = await startHubProcess(
       {
+        ...start.env,
         HUB_DATA_DIR: dataDir,
         HUB_ADMIN_KEY: adminKey,
         ...(db.url ? { DATABASE_URL: db.url, HUB_ENCRYPTION_KEY: randomBytes(32).toString('base64') } : {}),
       },
-      { args: ['dist/main.js'], timeoutMs: 150_000 },
+      { args: [...start.nodeArgs, start.script], timeoutMs: 150_000 },
     );
     try {
       const admin = async (query: string) => {
