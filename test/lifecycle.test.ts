@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +15,7 @@ import { startHub, type Hub } from '../src/hub.js';
 import { testDatabases } from './helpers/databases.js';
 import { createCallerWithGrant, INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
 import { eventually, startHubProcess } from './helpers/hub-process.js';
-import { freePort } from './helpers/free-port.js';
+import { freePortPair } from './helpers/free-port.js';
 import { parseStartScript, startCommand } from '../scripts/start-command.js';
 import { createTestDatabase } from './helpers/test-database.js';
 import { startTestHub, type TestHub } from './helpers/test-hub.js';
@@ -147,21 +146,6 @@ function hubsUnder(pid: number): number[] {
   });
 }
 
-const portIsFree = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-
-/** Two free loopback ports in a row: the cluster manager listens on HUB_PORT and HUB_PORT+1. */
-async function twoFreePorts(): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (port < 65_535 && (await portIsFree(port + 1))) return port;
-  }
-}
-
 // `npm run cluster` runs the compiled build as `npm start` runs it, restarts a process that dies and
 // drains them all on SIGTERM. PostgreSQL only (the embedded database serves one process); Linux
 // only (/proc shows each hub's command line and environment).
@@ -170,7 +154,7 @@ describe.runIf(testDatabases().includes('postgres') && process.platform === 'lin
     await compiled();
     const db = await createTestDatabase('postgres', { empty: true });
     const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-cluster-manager-'));
-    const base = await twoFreePorts();
+    const base = await freePortPair(); // the manager listens on HUB_PORT and HUB_PORT+1
     const manager = spawn(process.execPath, ['--import', 'tsx', 'scripts/cluster.ts'], {
       cwd: ROOT,
       env: {

@@ -1,4 +1,4 @@
-// A loopback port nothing listens on right now: bound once, then released.
+// Loopback ports nothing listens on right now: bound once, then released.
 import { createServer } from 'node:net';
 
 export function freePort(): Promise<number> {
@@ -10,4 +10,19 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+const isFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+
+/** The first of two free ports in a row (for a process manager that listens on PORT and PORT+1). */
+export async function freePortPair(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port < 65_535 && (await isFree(port + 1))) return port;
+  }
 }
