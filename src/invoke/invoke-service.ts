@@ -1,6 +1,6 @@
 // invoke(tenantId, systemId, params): authorize the caller, resolve the tenant's deployment of the
 // system, build the second request, send it, answer, and leave one invocation record, refused or not.
-import { randomUUID } from 'node:crypto';
+import { randomUuid } from '../utils/random-uuid.js';
 import { performance } from 'node:perf_hooks';
 import { grantCovers } from '../access/grants.js';
 import { RateLimiter, type Limiter } from '../access/rate-limiter.js';
@@ -97,7 +97,7 @@ export class InvokeService {
   private async invoke(scope: InvokeScope, args: InvokeArgs, mode: 'query' | 'mutation'): Promise<InvokeResult> {
     const start = performance.now();
     const method = args.params.method ?? 'GET';
-    const requestId = randomUUID();
+    const requestId = randomUuid();
     let call: PreparedCall | undefined;
     let result: InvokeResult | undefined;
     let failure: HubError | undefined;
@@ -134,7 +134,7 @@ export class InvokeService {
       this.deps.metrics?.invokeDuration.observe(seconds);
       if (this.deps.log.enabled('debug')) this.logInvoke(scope, args, method, seconds, result, failure, requestId);
       this.deps.audit.record({
-        id: randomUUID(),
+        id: randomUuid(),
         createdAt: new Date(),
         callerId: scope.principal.callerId,
         tenantId: storable(args.tenantId, 128),

@@ -1,7 +1,7 @@
 // Builds the second request (single or batched) from a target and the caller's call, sends it
 // through the UpstreamClient and shapes the answer into an InvokeResult.
 import { performance } from 'node:perf_hooks';
-import { randomUUID } from 'node:crypto';
+import { randomUuid } from '../utils/random-uuid.js';
 import { HubError } from '../errors.js';
 import type { HttpMethod } from '../generated/prisma/enums.js';
 import { decodeBatch, encodeBatch } from './batch-format.js';
@@ -101,7 +101,7 @@ export async function sendOne(exchange: UpstreamExchange, call: PreparedCall, tr
 
 /** One HTTP request for many calls to one binding; one result (or error) per call, in order. */
 export async function sendBatch(exchange: UpstreamExchange, target: Target, calls: PreparedCall[], trace: TraceContext): Promise<(InvokeResult | Error)[]> {
-  const batchId = randomUUID();
+  const batchId = randomUuid();
   const parts = calls.map((c, i) => ({
     id: String(i + 1),
     method: c.method,
