@@ -33,6 +33,7 @@ export interface ChainWriter {
  * (serialised once: the hash covers that same text) followed by the previous hash and its own.
  */
 function chainedRows(prev: string, batch: InvocationEntry[]): string {
+  if (batch.length === 0) return '[]';
   const rows = batch.map((e) => {
     const fields = entryFieldsJson(e);
     const hash = chainHash(prev, e, fields);
@@ -40,7 +41,11 @@ function chainedRows(prev: string, batch: InvocationEntry[]): string {
     prev = hash;
     return row;
   });
-  return `[${rows.join(',')}]`;
+  // The brackets go on the first and last rows, not around the joined text: that would be one
+  // more copy of the whole batch, made when the driver measures the parameter.
+  rows[0] = `[${rows[0]}`;
+  rows[rows.length - 1] += ']';
+  return rows.join(',');
 }
 
 const LAST_HASH = `SELECT "hash" FROM "Invocation" ORDER BY "seq" DESC LIMIT 1`;
