@@ -54,65 +54,113 @@ function throughCache<V>(cache: RegistryCache | undefined, prefix: string, fetch
   };
 }
 
+const bindingsByKey = <T extends { tenantId: string; systemId: string }>(keys: readonly string[], rows: T[]) => {
+  const map = new Map(rows.map((r) => [bindingKey(r.tenantId, r.systemId), r]));
+  return keys.map((k) => map.get(k) ?? null);
+};
+const pairsOf = (keys: readonly string[]) => keys.map((k) => k.split(SEP) as [string, string]);
+
 /**
- * @param cache the process cache for the invoke hot path (tenants, systems, bindings, grants);
- *   admin-only lists are always read from the database.
+ * The loaders of one request, each made on first use: a warm invoke uses four of the nine, and a
+ * request paid for all nine (a DataLoader, its cache map and closures each) before.
  */
-export function createRegistryLoaders(prisma: Prisma, cache?: RegistryCache) {
-  return {
-    tenant: new DataLoader<string, Tenant | null>(
-      throughCache(cache, 'tenant:', async (ids) => byId(ids, await prisma.tenant.findMany({ where: { id: { in: [...ids] } } }))),
-    ),
-    system: new DataLoader<string, System | null>(
-      throughCache(cache, 'system:', async (ids) => byId(ids, await prisma.system.findMany({ where: { id: { in: [...ids] } } }))),
-    ),
-    caller: new DataLoader<string, Caller | null>(async (ids) => byId(ids, await prisma.caller.findMany({ where: { id: { in: [...ids] } } }))),
-    binding: new DataLoader<string, Binding | null>(
-      throughCache(cache, 'binding:', async (keys) => {
-        const pairs = keys.map((k) => k.split(SEP) as [string, string]);
-        const rows = await prisma.binding.findMany({ where: { OR: pairs.map(([tenantId, systemId]) => ({ tenantId, systemId })) } });
-        const map = new Map(rows.map((r) => [bindingKey(r.tenantId, r.systemId), r]));
-        return keys.map((k) => map.get(k) ?? null);
-      }),
-    ),
-    /** OAuth2 access token state of bindings (admin reads: never cached) */
-    oauthToken: new DataLoader<string, OAuthToken | null>(async (keys) => {
-      const pairs = keys.map((k) => k.split(SEP) as [string, string]);
-      const rows = await prisma.oAuthToken.findMany({ where: { OR: pairs.map(([tenantId, systemId]) => ({ tenantId, systemId })) } });
-      const map = new Map(rows.map((r) => [bindingKey(r.tenantId, r.systemId), r]));
-      return keys.map((k) => map.get(k) ?? null);
-    }),
-    /** every grant of a caller (admin reads: never cached) */
-    grantsOfCaller: new DataLoader<string, Grant[]>(async (ids) =>
-      grouped(ids, await prisma.grant.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (g) => g.callerId),
-    ),
-    /**
-     * A caller's grants on one tenant (key: grantKey), cached per pair: a caller granted 100,000
-     * tenants costs a cache entry per tenant it calls, not one 100,000-row entry read and
-     * scanned on every invoke.
-     */
-    grantsOnTenant: new DataLoader<string, Grant[]>(
-      throughCache(cache, 'grants:', async (keys) => {
+export class RegistryLoaders {
+  /**
+   * @param cache the process cache for the invoke hot path (tenants, systems, bindings, grants);
+   *   admin-only lists are always read from the database.
+   */
+  constructor(
+    private readonly prisma: Prisma,
+    private readonly cache?: RegistryCache,
+  ) {}
+
+  #tenant?: DataLoader<string, Tenant | null>;
+  get tenant() {
+    return (this.#tenant ??= new DataLoader<string, Tenant | null>(
+      throughCache(this.cache, 'tenant:', async (ids) => byId(ids, await this.prisma.tenant.findMany({ where: { id: { in: [...ids] } } }))),
+    ));
+  }
+
+  #system?: DataLoader<string, System | null>;
+  get system() {
+    return (this.#system ??= new DataLoader<string, System | null>(
+      throughCache(this.cache, 'system:', async (ids) => byId(ids, await this.prisma.system.findMany({ where: { id: { in: [...ids] } } }))),
+    ));
+  }
+
+  #caller?: DataLoader<string, Caller | null>;
+  get caller() {
+    return (this.#caller ??= new DataLoader<string, Caller | null>(async (ids) => byId(ids, await this.prisma.caller.findMany({ where: { id: { in: [...ids] } } }))));
+  }
+
+  #binding?: DataLoader<string, Binding | null>;
+  get binding() {
+    return (this.#binding ??= new DataLoader<string, Binding | null>(
+      throughCache(this.cache, 'binding:', async (keys) =>
+        bindingsByKey(keys, await this.prisma.binding.findMany({ where: { OR: pairsOf(keys).map(([tenantId, systemId]) => ({ tenantId, systemId })) } })),
+      ),
+    ));
+  }
+
+  #oauthToken?: DataLoader<string, OAuthToken | null>;
+  /** OAuth2 access token state of bindings (admin reads: never cached) */
+  get oauthToken() {
+    return (this.#oauthToken ??= new DataLoader<string, OAuthToken | null>(async (keys) =>
+      bindingsByKey(keys, await this.prisma.oAuthToken.findMany({ where: { OR: pairsOf(keys).map(([tenantId, systemId]) => ({ tenantId, systemId })) } })),
+    ));
+  }
+
+  #grantsOfCaller?: DataLoader<string, Grant[]>;
+  /** every grant of a caller (admin reads: never cached) */
+  get grantsOfCaller() {
+    return (this.#grantsOfCaller ??= new DataLoader<string, Grant[]>(async (ids) =>
+      grouped(ids, await this.prisma.grant.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (g) => g.callerId),
+    ));
+  }
+
+  #grantsOnTenant?: DataLoader<string, Grant[]>;
+  /**
+   * A caller's grants on one tenant (key: grantKey), cached per pair: a caller granted 100,000
+   * tenants costs a cache entry per tenant it calls, not one 100,000-row entry read and
+   * scanned on every invoke.
+   */
+  get grantsOnTenant() {
+    return (this.#grantsOnTenant ??= new DataLoader<string, Grant[]>(
+      throughCache(this.cache, 'grants:', async (keys) => {
         // A tenant id no tenant can have (a caller's typo, or NUL and lone surrogates, which
         // PostgreSQL text cannot even hold) has no grants: no query for it.
-        const pairs = keys.map((k) => k.split(SEP) as [string, string]).filter(([, tenantId]) => isRegistryId(tenantId));
-        const rows = pairs.length ? await prisma.grant.findMany({ where: { OR: pairs.map(([callerId, tenantId]) => ({ callerId, tenantId })) }, orderBy: { createdAt: 'asc' } }) : [];
+        const pairs = pairsOf(keys).filter(([, tenantId]) => isRegistryId(tenantId));
+        const rows = pairs.length ? await this.prisma.grant.findMany({ where: { OR: pairs.map(([callerId, tenantId]) => ({ callerId, tenantId })) }, orderBy: { createdAt: 'asc' } }) : [];
         return grouped(keys, rows, (g) => grantKey(g.callerId, g.tenantId));
       }),
-    ),
-    apiKeysOfCaller: new DataLoader<string, ApiKey[]>(async (ids) =>
-      grouped(ids, await prisma.apiKey.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (k) => k.callerId),
-    ),
-    bindingsOfTenant: new DataLoader<string, Binding[]>(async (ids) =>
-      grouped(ids, await prisma.binding.findMany({ where: { tenantId: { in: [...ids] } }, orderBy: { systemId: 'asc' } }), (b) => b.tenantId),
-    ),
-    bindingsOfSystem: new DataLoader<string, Binding[]>(async (ids) =>
-      grouped(ids, await prisma.binding.findMany({ where: { systemId: { in: [...ids] } }, orderBy: { tenantId: 'asc' } }), (b) => b.systemId),
-    ),
-  };
+    ));
+  }
+
+  #apiKeysOfCaller?: DataLoader<string, ApiKey[]>;
+  get apiKeysOfCaller() {
+    return (this.#apiKeysOfCaller ??= new DataLoader<string, ApiKey[]>(async (ids) =>
+      grouped(ids, await this.prisma.apiKey.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (k) => k.callerId),
+    ));
+  }
+
+  #bindingsOfTenant?: DataLoader<string, Binding[]>;
+  get bindingsOfTenant() {
+    return (this.#bindingsOfTenant ??= new DataLoader<string, Binding[]>(async (ids) =>
+      grouped(ids, await this.prisma.binding.findMany({ where: { tenantId: { in: [...ids] } }, orderBy: { systemId: 'asc' } }), (b) => b.tenantId),
+    ));
+  }
+
+  #bindingsOfSystem?: DataLoader<string, Binding[]>;
+  get bindingsOfSystem() {
+    return (this.#bindingsOfSystem ??= new DataLoader<string, Binding[]>(async (ids) =>
+      grouped(ids, await this.prisma.binding.findMany({ where: { systemId: { in: [...ids] } }, orderBy: { tenantId: 'asc' } }), (b) => b.systemId),
+    ));
+  }
 }
 
-export type RegistryLoaders = ReturnType<typeof createRegistryLoaders>;
+export function createRegistryLoaders(prisma: Prisma, cache?: RegistryCache): RegistryLoaders {
+  return new RegistryLoaders(prisma, cache);
+}
 
 /** A row that must exist (a parent's foreign key points at it): NOT_FOUND if it was deleted meanwhile. */
 export async function loadExisting<T>(loader: DataLoader<string, T | null>, id: string, what: string): Promise<T> {
