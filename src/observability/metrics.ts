@@ -19,7 +19,8 @@ export class HubMetrics {
   });
   // Counted here per tenant, system and outcome, and handed to prom-client at each scrape: its
   // inc() builds a label hash string and validates the labels on every call, which a document of
-  // ten invoke fields paid ten times. Nested maps find the count with the strings the call has.
+  // ten invoke fields paid ten times. Nested maps find the count with the strings the call has;
+  // a scrape pays one inc() per series instead, as it pays one line per series anyway.
   private readonly invocationCounts = new Map<string, Map<string, Map<string, number>>>();
   readonly invocations = new Counter({
     name: 'hub_invocations_total',

@@ -69,35 +69,38 @@ export class RegistryLoaders {
    * @param cache the process cache for the invoke hot path (tenants, systems, bindings, grants);
    *   admin-only lists are always read from the database.
    */
-  constructor(
-    private readonly prisma: Prisma,
-    private readonly cache?: RegistryCache,
-  ) {}
+  // #private: the loaders object holds no other enumerable properties (not the Prisma client).
+  readonly #prisma: Prisma;
+  readonly #cache: RegistryCache | undefined;
+  constructor(prisma: Prisma, cache?: RegistryCache) {
+    this.#prisma = prisma;
+    this.#cache = cache;
+  }
 
   #tenant?: DataLoader<string, Tenant | null>;
   get tenant() {
     return (this.#tenant ??= new DataLoader<string, Tenant | null>(
-      throughCache(this.cache, 'tenant:', async (ids) => byId(ids, await this.prisma.tenant.findMany({ where: { id: { in: [...ids] } } }))),
+      throughCache(this.#cache, 'tenant:', async (ids) => byId(ids, await this.#prisma.tenant.findMany({ where: { id: { in: [...ids] } } }))),
     ));
   }
 
   #system?: DataLoader<string, System | null>;
   get system() {
     return (this.#system ??= new DataLoader<string, System | null>(
-      throughCache(this.cache, 'system:', async (ids) => byId(ids, await this.prisma.system.findMany({ where: { id: { in: [...ids] } } }))),
+      throughCache(this.#cache, 'system:', async (ids) => byId(ids, await this.#prisma.system.findMany({ where: { id: { in: [...ids] } } }))),
     ));
   }
 
   #caller?: DataLoader<string, Caller | null>;
   get caller() {
-    return (this.#caller ??= new DataLoader<string, Caller | null>(async (ids) => byId(ids, await this.prisma.caller.findMany({ where: { id: { in: [...ids] } } }))));
+    return (this.#caller ??= new DataLoader<string, Caller | null>(async (ids) => byId(ids, await this.#prisma.caller.findMany({ where: { id: { in: [...ids] } } }))));
   }
 
   #binding?: DataLoader<string, Binding | null>;
   get binding() {
     return (this.#binding ??= new DataLoader<string, Binding | null>(
-      throughCache(this.cache, 'binding:', async (keys) =>
-        bindingsByKey(keys, await this.prisma.binding.findMany({ where: { OR: pairsOf(keys).map(([tenantId, systemId]) => ({ tenantId, systemId })) } })),
+      throughCache(this.#cache, 'binding:', async (keys) =>
+        bindingsByKey(keys, await this.#prisma.binding.findMany({ where: { OR: pairsOf(keys).map(([tenantId, systemId]) => ({ tenantId, systemId })) } })),
       ),
     ));
   }
@@ -106,7 +109,7 @@ export class RegistryLoaders {
   /** OAuth2 access token state of bindings (admin reads: never cached) */
   get oauthToken() {
     return (this.#oauthToken ??= new DataLoader<string, OAuthToken | null>(async (keys) =>
-      bindingsByKey(keys, await this.prisma.oAuthToken.findMany({ where: { OR: pairsOf(keys).map(([tenantId, systemId]) => ({ tenantId, systemId })) } })),
+      bindingsByKey(keys, await this.#prisma.oAuthToken.findMany({ where: { OR: pairsOf(keys).map(([tenantId, systemId]) => ({ tenantId, systemId })) } })),
     ));
   }
 
@@ -114,7 +117,7 @@ export class RegistryLoaders {
   /** every grant of a caller (admin reads: never cached) */
   get grantsOfCaller() {
     return (this.#grantsOfCaller ??= new DataLoader<string, Grant[]>(async (ids) =>
-      grouped(ids, await this.prisma.grant.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (g) => g.callerId),
+      grouped(ids, await this.#prisma.grant.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (g) => g.callerId),
     ));
   }
 
@@ -126,11 +129,11 @@ export class RegistryLoaders {
    */
   get grantsOnTenant() {
     return (this.#grantsOnTenant ??= new DataLoader<string, Grant[]>(
-      throughCache(this.cache, 'grants:', async (keys) => {
+      throughCache(this.#cache, 'grants:', async (keys) => {
         // A tenant id no tenant can have (a caller's typo, or NUL and lone surrogates, which
         // PostgreSQL text cannot even hold) has no grants: no query for it.
         const pairs = pairsOf(keys).filter(([, tenantId]) => isRegistryId(tenantId));
-        const rows = pairs.length ? await this.prisma.grant.findMany({ where: { OR: pairs.map(([callerId, tenantId]) => ({ callerId, tenantId })) }, orderBy: { createdAt: 'asc' } }) : [];
+        const rows = pairs.length ? await this.#prisma.grant.findMany({ where: { OR: pairs.map(([callerId, tenantId]) => ({ callerId, tenantId })) }, orderBy: { createdAt: 'asc' } }) : [];
         return grouped(keys, rows, (g) => grantKey(g.callerId, g.tenantId));
       }),
     ));
@@ -139,21 +142,21 @@ export class RegistryLoaders {
   #apiKeysOfCaller?: DataLoader<string, ApiKey[]>;
   get apiKeysOfCaller() {
     return (this.#apiKeysOfCaller ??= new DataLoader<string, ApiKey[]>(async (ids) =>
-      grouped(ids, await this.prisma.apiKey.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (k) => k.callerId),
+      grouped(ids, await this.#prisma.apiKey.findMany({ where: { callerId: { in: [...ids] } }, orderBy: { createdAt: 'asc' } }), (k) => k.callerId),
     ));
   }
 
   #bindingsOfTenant?: DataLoader<string, Binding[]>;
   get bindingsOfTenant() {
     return (this.#bindingsOfTenant ??= new DataLoader<string, Binding[]>(async (ids) =>
-      grouped(ids, await this.prisma.binding.findMany({ where: { tenantId: { in: [...ids] } }, orderBy: { systemId: 'asc' } }), (b) => b.tenantId),
+      grouped(ids, await this.#prisma.binding.findMany({ where: { tenantId: { in: [...ids] } }, orderBy: { systemId: 'asc' } }), (b) => b.tenantId),
     ));
   }
 
   #bindingsOfSystem?: DataLoader<string, Binding[]>;
   get bindingsOfSystem() {
     return (this.#bindingsOfSystem ??= new DataLoader<string, Binding[]>(async (ids) =>
-      grouped(ids, await this.prisma.binding.findMany({ where: { systemId: { in: [...ids] } }, orderBy: { tenantId: 'asc' } }), (b) => b.systemId),
+      grouped(ids, await this.#prisma.binding.findMany({ where: { systemId: { in: [...ids] } }, orderBy: { tenantId: 'asc' } }), (b) => b.systemId),
     ));
   }
 }
