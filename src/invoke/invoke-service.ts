@@ -1,7 +1,7 @@
 // invoke(tenantId, systemId, params): authorize the caller, resolve the tenant's deployment of the
 // system, build the second request, send it, answer, and leave one invocation record, refused or not.
-import { randomUuid } from '../utils/random-uuid.js';
 import { performance } from 'node:perf_hooks';
+import { randomUuid } from '../utils/random-uuid.js';
 import { grantCovers } from '../access/grants.js';
 import { RateLimiter, type Limiter } from '../access/rate-limiter.js';
 import { isAdmin, type Principal } from '../access/principal.js';

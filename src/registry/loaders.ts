@@ -59,19 +59,21 @@ const bindingsByKey = <T extends { tenantId: string; systemId: string }>(keys: r
   return keys.map((k) => map.get(k) ?? null);
 };
 const pairsOf = (keys: readonly string[]) => keys.map((k) => k.split(SEP) as [string, string]);
+/** the where clause of the rows of these bindingKeys */
+const bindingsWhere = (keys: readonly string[]) => ({ OR: pairsOf(keys).map(([tenantId, systemId]) => ({ tenantId, systemId })) });
 
 /**
  * The loaders of one request, each made on first use: a warm invoke uses four of the nine, and a
  * request paid for all nine (a DataLoader, its cache map and closures each) before.
  */
 export class RegistryLoaders {
+  // #private: the loaders object holds no other enumerable properties (not the Prisma client).
+  readonly #prisma: Prisma;
+  readonly #cache: RegistryCache | undefined;
   /**
    * @param cache the process cache for the invoke hot path (tenants, systems, bindings, grants);
    *   admin-only lists are always read from the database.
    */
-  // #private: the loaders object holds no other enumerable properties (not the Prisma client).
-  readonly #prisma: Prisma;
-  readonly #cache: RegistryCache | undefined;
   constructor(prisma: Prisma, cache?: RegistryCache) {
     this.#prisma = prisma;
     this.#cache = cache;
@@ -100,7 +102,7 @@ export class RegistryLoaders {
   get binding() {
     return (this.#binding ??= new DataLoader<string, Binding | null>(
       throughCache(this.#cache, 'binding:', async (keys) =>
-        bindingsByKey(keys, await this.#prisma.binding.findMany({ where: { OR: pairsOf(keys).map(([tenantId, systemId]) => ({ tenantId, systemId })) } })),
+        bindingsByKey(keys, await this.#prisma.binding.findMany({ where: bindingsWhere(keys) })),
       ),
     ));
   }
@@ -109,7 +111,7 @@ export class RegistryLoaders {
   /** OAuth2 access token state of bindings (admin reads: never cached) */
   get oauthToken() {
     return (this.#oauthToken ??= new DataLoader<string, OAuthToken | null>(async (keys) =>
-      bindingsByKey(keys, await this.#prisma.oAuthToken.findMany({ where: { OR: pairsOf(keys).map(([tenantId, systemId]) => ({ tenantId, systemId })) } })),
+      bindingsByKey(keys, await this.#prisma.oAuthToken.findMany({ where: bindingsWhere(keys) })),
     ));
   }
 
