@@ -84,7 +84,7 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-/** e.g. `MALLOC_ARENA_MAX=2 node --max-semi-space-size=8 dist/main.js`, with the values in force */
+/** e.g. `MALLOC_ARENA_MAX=2 node --max-semi-space-size=16 dist/main.js`, with the values in force */
 function hubStartText(): string {
   const start = startCommand();
   return [...Object.entries(start.env).map(([k, v]) => `${k}=${v}`), 'node', ...start.nodeArgs, 'dist/main.js'].join(' ');

@@ -66,7 +66,7 @@ const compiled = () => (compiling ??= promisify(execFile)(process.execPath, [pat
 describe("npm start's command line (scripts/start-command.ts reads it for the cluster manager and the benchmark)", () => {
   it('is read from package.json: the environment and the node flags', () => {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
-    expect(parseStartScript(pkg.scripts.start, {})).toEqual({ env: { MALLOC_ARENA_MAX: '2' }, nodeArgs: ['--max-semi-space-size=8'] });
+    expect(parseStartScript(pkg.scripts.start, {})).toEqual({ env: { MALLOC_ARENA_MAX: '2' }, nodeArgs: ['--max-semi-space-size=16'] });
   });
 
   it('reads assignments as the shell applies them', () => {
@@ -186,7 +186,7 @@ describe.runIf(testDatabases().includes('postgres') && process.platform === 'lin
       hubs = hubsUnder(manager.pid!);
       for (const pid of hubs) {
         const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-        expect(argv.slice(1)).toEqual(['--max-semi-space-size=8', path.join(ROOT, 'dist', 'main.js')]);
+        expect(argv.slice(1)).toEqual(['--max-semi-space-size=16', path.join(ROOT, 'dist', 'main.js')]);
         expect(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).toContain('MALLOC_ARENA_MAX=2');
       }
       process.kill(hubs[0]!, 'SIGKILL');
