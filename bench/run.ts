@@ -40,6 +40,9 @@ import { ONE_DOC, oneBody, tenDoc } from './documents.js';
 const CONNECTIONS = 32;
 const LOAD_CPU = 1;
 const FIXED_RATE = 1000;
+/** the scenarios measured again in paired rounds, and how many rounds */
+const PAIRED: ScenarioKey[] = ['one', 'ten-batch', 'one-100k'];
+const PAIRED_ROUNDS = 3;
 const POSTGRES_ADMIN_URL = process.env.HUB_BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 // ---------------------------------------------------------------------------------------------
@@ -470,6 +473,19 @@ async function benchDatabaseIn(kind: 'pglite' | 'postgres', upstream: Upstream, 
     );
   }
 
+  // The two targets that compare hub figures with each other (the batch document against one
+  // invoke; the 100,000-tenant registry against the small one) get paired rounds: the scenarios
+  // back to back, in alternating order, PAIRED_ROUNDS times. One run of each, minutes apart, also
+  // measures how the machine's speed drifted in between; the rounds' median ratio does not.
+  const paired = sequence.filter((s) => PAIRED.includes(s.key));
+  const pairedOpts = { ...opts, durationS: Math.max(3, opts.durationS / 2) };
+  for (let round = 0; round < PAIRED_ROUNDS; round++) {
+    const rows: Row[] = [];
+    for (const s of round % 2 === 0 ? paired : [...paired].reverse()) rows.push(await measure(s, upstream, pairedOpts, null));
+    out.pairedRounds.push(rows);
+    log(`${tag}: paired round ${round + 1}: ${rows.map((r) => `${r.key} ${Math.round(r.rps)} req/s`).join(', ')}`);
+  }
+
   if (opts.soakMinutes > 0) {
     log(`${tag}: soak, one invoke for ${opts.soakMinutes} min`);
     out.soak = await soak(warm, hubRequest(warm, seeded.callerKey, [oneBody(t1, PLAIN_SYSTEM, '/fast/1')]), opts.soakMinutes);
@@ -484,7 +500,7 @@ async function main() {
   if (!pinned) log('taskset not found: nothing is pinned; figures are not comparable with pinned runs');
 
   // Watchdog: seeding, start-ups and the runs have generous bounds; past them, stop everything.
-  const runs = 23; // measured runs per database (see benchDatabaseIn)
+  const runs = 23 + PAIRED.length * PAIRED_ROUNDS; // measured runs per database (see benchDatabaseIn)
   const budgetMs = opts.dbs.length * (15 * 60_000 + (3 * opts.warmupS + runs * (opts.durationS + 10)) * 1000 + opts.soakMinutes * 60_000) + 5 * 60_000;
   const watchdog = setTimeout(() => {
     log(`the run took longer than ${Math.round(budgetMs / 60_000)} min: stopping everything`);
@@ -531,7 +547,7 @@ async function main() {
     log(`warming up plain yoga for ${opts.warmupS} s`);
     await runLoad(plainYogaRequest(plain), { connections: CONNECTIONS, durationS: opts.warmupS });
     for (const kind of opts.dbs) {
-      const out: DbResult = { name: kind === 'pglite' ? 'Embedded PGlite' : 'PostgreSQL (127.0.0.1:5432, not pinned)', rows: [], soak: null };
+      const out: DbResult = { name: kind === 'pglite' ? 'Embedded PGlite' : 'PostgreSQL (127.0.0.1:5432, not pinned)', rows: [], pairedRounds: [], soak: null };
       results.push(out);
       await benchDatabase(kind, upstream, plain, opts, out);
     }
