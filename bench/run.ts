@@ -5,9 +5,10 @@
 // Measures the hub against the upstream called directly, in one run and interleaved (direct, hub,
 // direct, hub, ...), on the embedded PGlite and on PostgreSQL: one invoke; 10-invoke documents
 // (distinct paths, identical paths, a batch-capable system); a cold registry cache; a registry of
-// 100,000 tenants x 5 systems; a 20 ms upstream; one invoke at a fixed 1,000 req/s. Prints one table
-// per database and writes it, with date and machine, to bench/RESULTS.md (and the README's marked
-// section).
+// 100,000 tenants x 5 systems; a 20 ms upstream; one invoke at a fixed 1,000 req/s. Then paired
+// rounds of the scenarios that targets compare with each other (one invoke, the batch document,
+// the 100,000-tenant registry). Prints one table per database and writes it, with date and
+// machine, to bench/RESULTS.md (and the README's marked section).
 //
 // Placement: the hubs run pinned to CPU 0 (taskset); this process (autocannon) pins itself, and the
 // upstream runs, on CPU 1. Only loopback addresses are used. Everything started here is stopped on
