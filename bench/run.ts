@@ -41,8 +41,8 @@ import { ONE_DOC, oneBody, tenDoc } from './documents.js';
 const CONNECTIONS = 32;
 const LOAD_CPU = 1;
 const FIXED_RATE = 1000;
-/** the scenarios measured again in paired rounds, and how many rounds */
-const PAIRED: ScenarioKey[] = ['one', 'ten-batch', 'one-100k'];
+/** the scenarios measured again in paired rounds, in this order (one invoke next to each of the others), and how many rounds */
+const PAIRED: ScenarioKey[] = ['ten-batch', 'one', 'one-100k'];
 const PAIRED_ROUNDS = 3;
 const POSTGRES_ADMIN_URL = process.env.HUB_BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
@@ -478,7 +478,8 @@ async function benchDatabaseIn(kind: 'pglite' | 'postgres', upstream: Upstream, 
   // invoke; the 100,000-tenant registry against the small one) get paired rounds: the scenarios
   // back to back, in alternating order, PAIRED_ROUNDS times. One run of each, minutes apart, also
   // measures how the machine's speed drifted in between; the rounds' median ratio does not.
-  const paired = sequence.filter((s) => PAIRED.includes(s.key));
+  // (The 100k hub's registry cache holds the rotation's entries by now: its cache is full.)
+  const paired = PAIRED.flatMap((key) => sequence.filter((s) => s.key === key));
   const pairedOpts = { ...opts, durationS: Math.max(3, opts.durationS / 2) };
   for (let round = 0; round < PAIRED_ROUNDS; round++) {
     const rows: Row[] = [];
