@@ -21,7 +21,7 @@ import { useRegistryInvalidation } from './plugins/use-registry-invalidation.js'
 import type { ChangeFeed } from './registry/change-feed.js';
 import { useSecurityHeaders } from './plugins/use-security-headers.js';
 import { NoSchemaIntrospectionCustomRule, type ValidationRule } from 'graphql';
-import { createRegistryLoaders } from './registry/loaders.js';
+import { RegistryLoaders } from './registry/loaders.js';
 import { hubSchema } from './schema/index.js';
 import { createMaskError } from './utils/mask-error.js';
 
@@ -81,7 +81,7 @@ export function createApp(deps: AppDeps): App {
   // the call dispatcher and the trace the calls continue.
   const contextFor = async (authorization: string | null, traceparent: string | null, client: string | undefined): Promise<HubContext> => {
     const principal = await authenticator.authenticate(authorization, client);
-    const loaders = createRegistryLoaders(services.prisma, services.cache);
+    const loaders = new RegistryLoaders(services.prisma, services.cache);
     const trace = traceOf(traceparent);
     return {
       principal,

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../src/db/database.js';
 import { createLogger } from '../src/log.js';
-import { createRegistryLoaders } from '../src/registry/loaders.js';
+import { RegistryLoaders } from '../src/registry/loaders.js';
 import { RegistryCache } from '../src/registry/registry-cache.js';
 import { isDatabaseUnavailable } from '../src/utils/database-errors.js';
 import { testDatabases } from './helpers/databases.js';
@@ -212,7 +212,7 @@ describe('registry cache while the database is unreachable', () => {
     cache.store(cache.begin(), 'tenant:acme', tenant);
     cache.store(cache.begin(), 'tenant:gone', null);
     await sleep(30);
-    const loaders = createRegistryLoaders(unreachable.prisma, cache);
+    const loaders = new RegistryLoaders(unreachable.prisma, cache);
     const [known, gone, never] = await Promise.allSettled([loaders.tenant.load('acme'), loaders.tenant.load('gone'), loaders.tenant.load('never')]);
     expect(known).toEqual({ status: 'fulfilled', value: tenant });
     expect(gone).toEqual({ status: 'fulfilled', value: null });

@@ -163,10 +163,6 @@ export class RegistryLoaders {
   }
 }
 
-export function createRegistryLoaders(prisma: Prisma, cache?: RegistryCache): RegistryLoaders {
-  return new RegistryLoaders(prisma, cache);
-}
-
 /** A row that must exist (a parent's foreign key points at it): NOT_FOUND if it was deleted meanwhile. */
 export async function loadExisting<T>(loader: DataLoader<string, T | null>, id: string, what: string): Promise<T> {
   const row = await loader.load(id);
