@@ -202,6 +202,9 @@ function checks(db: DbResult): Check[] {
   return out;
 }
 
+/** how long each paired-round run lasts, for runs of durationS seconds */
+export const pairedRunSeconds = (durationS: number) => Math.max(3, durationS / 2);
+
 const median = (xs: number[]) => {
   const sorted = [...xs].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -268,7 +271,9 @@ export function render(info: RunInfo, dbs: DbResult[], interruption?: string): s
   const parts = [`## ${when}${interruption ? ' (incomplete)' : ''}`, '', ...(interruption ? [`**Run ${interruption}.**`, ''] : []), `Machine: ${machine()}.`, '', setup];
   for (const db of dbs) {
     parts.push('', `### ${db.name}`, '', table(db.rows));
-    if (db.pairedRounds.length) parts.push('', 'Paired rounds (each scenario for half the run time, back to back, the order reversed every other round):', '', pairedTable(db));
+    if (db.pairedRounds.length) {
+      parts.push('', `Paired rounds (each scenario for ${pairedRunSeconds(info.durationS)} s, back to back, the order reversed every other round):`, '', pairedTable(db));
+    }
     parts.push('', 'Targets (issue 5):', '', checksText(db));
   }
   return parts.join('\n') + '\n';

@@ -22,7 +22,7 @@ import { HUB_CPU, startHubProcess, type HubUnderTest } from './hub.js';
 import { runLoad, type LoadRequest } from './load.js';
 import { cpuMsOf, rssOf, killAllNow, pinSelf, script, startNode, stopAll, waitForLine } from './processes.js';
 import { startCommand } from '../scripts/start-command.js';
-import { render, table, writeReadme, writeResults, type DbResult, type Row, type RunInfo, type ScenarioKey, type Soak } from './report.js';
+import { pairedRunSeconds, render, table, writeReadme, writeResults, type DbResult, type Row, type RunInfo, type ScenarioKey, type Soak } from './report.js';
 import {
   BATCH_SYSTEM,
   issueLargeCallerKey,
@@ -480,7 +480,7 @@ async function benchDatabaseIn(kind: 'pglite' | 'postgres', upstream: Upstream, 
   // measures how the machine's speed drifted in between; the rounds' median ratio does not.
   // (The 100k hub's registry cache holds the rotation's entries by now: its cache is full.)
   const paired = PAIRED.flatMap((key) => sequence.filter((s) => s.key === key));
-  const pairedOpts = { ...opts, durationS: Math.max(3, opts.durationS / 2) };
+  const pairedOpts = { ...opts, durationS: pairedRunSeconds(opts.durationS) };
   for (let round = 0; round < PAIRED_ROUNDS; round++) {
     const rows: Row[] = [];
     for (const s of round % 2 === 0 ? paired : [...paired].reverse()) rows.push(await measure(s, upstream, pairedOpts, null));
