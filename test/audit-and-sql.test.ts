@@ -170,6 +170,9 @@ describe.each(testDatabases())('audit and SQL on %s', (kind) => {
       expect(record.durationMs).toBeGreaterThan(0);
       expect(Date.parse(record.createdAt)).toBeGreaterThanOrEqual(startedAt - 1000);
       expect(Date.parse(record.createdAt)).toBeLessThanOrEqual(Date.now() + 1000);
+      // A time-ordered (version 7) id carrying the record's own millisecond: the id index grows at its end
+      expect(record.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(parseInt(record.id.slice(0, 8) + record.id.slice(9, 13), 16)).toBe(Date.parse(record.createdAt));
     });
 
     it('records an upstream 500 as an answer (status set, no code)', async () => {

@@ -1,7 +1,7 @@
 // invoke(tenantId, systemId, params): authorize the caller, resolve the tenant's deployment of the
 // system, build the second request, send it, answer, and leave one invocation record, refused or not.
 import { performance } from 'node:perf_hooks';
-import { randomUuid } from '../utils/random-uuid.js';
+import { randomUuid, timeOrderedUuid } from '../utils/random-uuid.js';
 import { grantCovers } from '../access/grants.js';
 import { RateLimiter, type Limiter } from '../access/rate-limiter.js';
 import { isAdmin, type Principal } from '../access/principal.js';
@@ -133,9 +133,10 @@ export class InvokeService {
       this.deps.metrics?.countInvocation(known ? call!.target.tenantId : '', known ? call!.target.systemId : '', result ? 'ok' : (failure?.code ?? 'INTERNAL_SERVER_ERROR'));
       this.deps.metrics?.invokeDuration.observe(seconds);
       if (this.deps.log.enabled('debug')) this.logInvoke(scope, args, method, seconds, result, failure, requestId);
+      const createdAt = new Date();
       this.deps.audit.record({
-        id: randomUuid(),
-        createdAt: new Date(),
+        id: timeOrderedUuid(createdAt.getTime()),
+        createdAt,
         callerId: scope.principal.callerId,
         tenantId: storable(args.tenantId, 128),
         systemId: storable(args.systemId, 128),

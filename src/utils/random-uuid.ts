@@ -1,4 +1,5 @@
-// Version 4 UUIDs (request ids, invocation record ids) as flat strings, a batch at a time.
+// Version 4 UUIDs (request ids) and version 7 UUIDs (invocation record ids) as flat strings, a
+// batch at a time.
 // crypto.randomUUID() builds each id from 20 string pieces: ~600 bytes of garbage per id, and the
 // ids that wait in the audit queue survive a young-generation collection as those pieces. Two ids
 // per invoke field made it the largest single source of promoted memory on the hot path. Here one
@@ -32,5 +33,27 @@ function refill() {
 export function randomUuid(): string {
   if (next === BATCH) refill();
   const start = 36 * next++;
+  return text.toString('latin1', start, start + 36);
+}
+
+// Hex positions of the 48-bit millisecond timestamp in the text form: xxxxxxxx-xxxx-7...
+const TIME_POSITIONS = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12];
+
+/**
+ * A time-ordered (version 7, RFC 9562) UUID: the Unix time in milliseconds, then 74 random bits.
+ * Invocation records are keyed by it: a unique B-tree index on random ids inserts each new record
+ * at a random leaf, and once the index outgrows the buffer pool nearly every insert reads and
+ * dirties a page of its own; ids that grow with time all land on the rightmost leaves (PGlite,
+ * 600,000 records: ~55 against ~36 microseconds per inserted record).
+ */
+export function timeOrderedUuid(now: number = Date.now()): string {
+  if (next === BATCH) refill();
+  const start = 36 * next++;
+  // 48 bits do not fit a 32-bit integer: the high 16 and the low 32 are written separately.
+  let high = Math.floor(now / 0x1_0000_0000);
+  let low = now >>> 0;
+  for (let i = 11; i >= 4; i--, low >>>= 4) text[start + TIME_POSITIONS[i]!] = HEX[low & 15]!;
+  for (let i = 3; i >= 0; i--, high >>>= 4) text[start + TIME_POSITIONS[i]!] = HEX[high & 15]!;
+  text[start + 14] = 0x37; // version 7 (variant bits are already 10xx)
   return text.toString('latin1', start, start + 36);
 }
