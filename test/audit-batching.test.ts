@@ -107,6 +107,36 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     await audit.close();
   });
 
+  it('stores every field as recorded and numbers the records from the seq column\'s own sequence', async () => {
+    // Times a millisecond apart and far apart, at the edges of a second, before 1970 and far ahead
+    const times = [Date.UTC(2026, 10, 27, 5, 6, 7, 891), Date.UTC(2026, 10, 27, 5, 6, 7, 892), Date.UTC(2026, 10, 27, 5, 6, 7, 999), Date.UTC(2026, 10, 27, 5, 6, 8, 0), -1, 0, 1, Date.UTC(2100, 0, 1, 0, 0, 0, 1)];
+    const records = times.map((ms, i) => ({ ...entry(`/r${i}`), createdAt: new Date(ms), durationMs: 0.1 * i, status: i % 2 ? 200 : null, code: i % 2 ? null : 'UPSTREAM_TIMEOUT', callerId: i % 3 ? 'c1' : null, method: i % 2 ? ('POST' as const) : ('GET' as const) }));
+    records.slice(0, 3).forEach((r) => audit.record(r));
+    const first = audit.flush();
+    await writer.held();
+    writer.release();
+    await first;
+    records.slice(3).forEach((r) => audit.record(r));
+    const second = audit.flush();
+    await writer.held();
+    writer.release();
+    await second;
+
+    const rows = await testDb.query<Record<string, unknown>>(
+      `SELECT "seq"::int AS seq, "id", (extract(epoch from "createdAt") * 1000)::float8 AS ms, "callerId", "tenantId", "systemId", "method"::text AS method, "path", "status", "code", "durationMs", "requestId" FROM "Invocation" ORDER BY "seq"`,
+    );
+    expect(rows.map(({ seq, ms, ...fields }) => ({ ...fields, createdAt: new Date(ms as number) }))).toEqual(
+      records.map(({ createdAt, ...fields }) => ({ ...fields, createdAt })),
+    );
+    expect(rows.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // The column's default takes the next number: the sequence handed out exactly the records' numbers
+    await testDb.query(
+      `INSERT INTO "Invocation" ("id", "createdAt", "tenantId", "systemId", "method", "path", "durationMs", "requestId", "prevHash", "hash") VALUES ('x', now(), 't', 's', 'GET', '/', 1, 'r', '', '')`,
+    );
+    expect((await testDb.query<{ seq: number }>(`SELECT "seq"::int AS seq FROM "Invocation" WHERE "id" = 'x'`))[0]!.seq).toBe(9);
+    await audit.close();
+  });
+
   it('close() writes everything, records of calls that ended during its last write included', async () => {
     audit.record(entry('/a'));
     const closed = audit.close();
