@@ -1,5 +1,6 @@
-// The hub's own id generator: version 4 UUIDs served from batches of 256, so the properties must
-// hold across batch boundaries.
+// The hub's own id generators: version 4 (request ids) and version 7 (invocation record ids)
+// UUIDs served from one buffer of 256 at a time, so the properties must hold across batch
+// boundaries and with both drawn in turn.
 import { describe, expect, it } from 'vitest';
 import { randomUuid, timeOrderedUuid } from '../src/utils/random-uuid.js';
 
@@ -57,6 +58,17 @@ describe('timeOrderedUuid', () => {
     }
     expect(new Set(ids).size).toBe(ids.length);
     expect(new Set(Array.from({ length: 500 }, () => timeOrderedUuid(before))).size).toBe(500);
+  });
+
+  it('draws every position after the time at random (no position stuck across batches)', () => {
+    const ids = Array.from({ length: 1000 }, () => timeOrderedUuid(Date.UTC(2026, 10, 27)));
+    for (let position = 13; position < 36; position++) {
+      const seen = new Set(ids.map((id) => id[position]));
+      if ([13, 18, 23].includes(position)) expect(seen).toEqual(new Set(['-']));
+      else if (position === 14) expect(seen).toEqual(new Set(['7']));
+      else if (position === 19) expect(seen).toEqual(new Set(['8', '9', 'a', 'b']));
+      else expect(seen.size).toBe(16);
+    }
   });
 
   it('leaves the version 4 ids drawn around it untouched', () => {
