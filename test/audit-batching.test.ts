@@ -79,6 +79,14 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     await testDb.drop();
   });
 
+  /** A flush that the gated writer lets through at once. */
+  const flushThrough = async () => {
+    const flushed = audit.flush();
+    await writer.held();
+    writer.release();
+    await flushed;
+  };
+
   const stored = async () => (await testDb.query<{ path: string }>('SELECT "path" FROM "Invocation" ORDER BY "seq"')).map((r) => r.path);
 
   it('writes what was recorded before the flush; a record arriving during the write waits for the next batch', { timeout: 15_000 }, async () => {
@@ -94,10 +102,7 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     expect(await stored()).toEqual(['/a', '/b']);
 
     audit.record(entry('/d'));
-    const next = audit.flush();
-    await writer.held();
-    writer.release();
-    await next;
+    await flushThrough();
     expect(writer.batches).toEqual([['/a', '/b'], ['/c', '/d']]);
     expect(await stored()).toEqual(['/a', '/b', '/c', '/d']);
     // Every statement the writer sent was counted (hub_db_queries_total): two writes, a
@@ -112,15 +117,9 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     const times = [Date.UTC(2026, 10, 27, 5, 6, 7, 891), Date.UTC(2026, 10, 27, 5, 6, 7, 892), Date.UTC(2026, 10, 27, 5, 6, 7, 999), Date.UTC(2026, 10, 27, 5, 6, 8, 0), -1, 0, 1, Date.UTC(2100, 0, 1, 0, 0, 0, 1)];
     const records = times.map((ms, i) => ({ ...entry(`/r${i}`), createdAt: new Date(ms), durationMs: 0.1 * i, status: i % 2 ? 200 : null, code: i % 2 ? null : 'UPSTREAM_TIMEOUT', callerId: i % 3 ? 'c1' : null, method: i % 2 ? ('POST' as const) : ('GET' as const) }));
     records.slice(0, 3).forEach((r) => audit.record(r));
-    const first = audit.flush();
-    await writer.held();
-    writer.release();
-    await first;
+    await flushThrough();
     records.slice(3).forEach((r) => audit.record(r));
-    const second = audit.flush();
-    await writer.held();
-    writer.release();
-    await second;
+    await flushThrough();
 
     const rows = await testDb.query<Record<string, unknown>>(
       `SELECT "seq"::int AS seq, "id", (extract(epoch from "createdAt") * 1000)::float8 AS ms, "callerId", "tenantId", "systemId", "method"::text AS method, "path", "status", "code", "durationMs", "requestId" FROM "Invocation" ORDER BY "seq"`,

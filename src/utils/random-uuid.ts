@@ -29,10 +29,15 @@ function refill() {
   next = 0;
 }
 
+/** The offset in `text` of the next unused id, refilling the batch when it is used up. */
+function takeSlot(): number {
+  if (next === BATCH) refill();
+  return 36 * next++;
+}
+
 /** A random (version 4) UUID in lower-case hex, as crypto.randomUUID() formats it. */
 export function randomUuid(): string {
-  if (next === BATCH) refill();
-  const start = 36 * next++;
+  const start = takeSlot();
   return text.toString('latin1', start, start + 36);
 }
 
@@ -48,8 +53,7 @@ const TIME_POSITIONS = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12];
  * Times outside 0 to 2^48 - 1 ms wrap modulo 2^48 (the year 10889); Date.now() is inside.
  */
 export function timeOrderedUuid(now: number = Date.now()): string {
-  if (next === BATCH) refill();
-  const start = 36 * next++;
+  const start = takeSlot();
   // 48 bits do not fit a 32-bit integer: the high 16 and the low 32 are written separately.
   let high = Math.floor(now / 0x1_0000_0000);
   let low = now >>> 0;
