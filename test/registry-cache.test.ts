@@ -220,3 +220,61 @@ describe('registry cache while the database is unreachable', () => {
     expect(isDatabaseUnavailable((never as PromiseRejectedResult).reason)).toBe(true);
   });
 });
+
+// Eviction when full: the clock (second chance). What is read between two turns of the hand stays;
+// what is not goes first; the bound holds whatever the mix of stores, reloads, hits and expiries.
+describe('registry cache eviction', () => {
+  const put = (cache: RegistryCache, key: string, value: unknown, now?: number) => cache.store(cache.begin(), key, value, now);
+  const present = (cache: RegistryCache, keys: string[]) => keys.filter((k) => cache.get(k) !== undefined);
+
+  it('keeps an entry that is read while the cache fills, and evicts the ones not read', () => {
+    const cache = new RegistryCache({ maxEntries: 3 });
+    for (const k of ['a', 'b', 'c']) put(cache, k, k);
+    for (const k of ['d', 'e', 'f', 'g', 'h']) {
+      expect(cache.get('a')).toBe('a'); // in use between every two stores
+      put(cache, k, k);
+      expect(cache.size).toBe(3);
+    }
+    // Left: 'a' (read throughout) and the two newest; the rest went in the order they came.
+    expect(present(cache, ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'])).toEqual(['a', 'g', 'h']);
+  });
+
+  it('updates a reloaded key in place: one entry per key, and nothing else evicted', () => {
+    const cache = new RegistryCache({ maxEntries: 2 });
+    put(cache, 'a', 1);
+    put(cache, 'b', 1);
+    for (let v = 2; v <= 50; v++) put(cache, 'a', v);
+    expect(cache.size).toBe(2);
+    expect(cache.get('a')).toBe(50);
+    expect(cache.get('b')).toBe(1);
+  });
+
+  it('matches a plain map of the last stored values, within maxEntries, over random operations', () => {
+    let seed = 7;
+    const random = (n: number) => (seed = (seed * 48_271) % 2_147_483_647) % n; // exact in doubles
+    const max = 16;
+    // ttl 10 and staleMs 5 on a clock that we move: entries expire, and some pass the stale window
+    const cache = new RegistryCache({ maxEntries: max, ttlMs: 10, staleMs: 5 });
+    const last = new Map<string, { value: number; expires: number }>();
+    let now = 0;
+    let hits = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const key = `k${random(40)}`;
+      if (random(3) === 0) {
+        put(cache, key, i, now);
+        last.set(key, { value: i, expires: now + 10 });
+      } else {
+        const got = cache.get<number>(key, now);
+        // A hit is always the last value stored for the key, and never an expired one.
+        if (got !== undefined) {
+          hits++;
+          expect(got).toBe(last.get(key)!.value);
+          expect(last.get(key)!.expires).toBeGreaterThan(now);
+        }
+      }
+      expect(cache.size).toBeLessThanOrEqual(max);
+      if (random(50) === 0) now += random(12);
+    }
+    expect(hits).toBeGreaterThan(1000); // the cache did hold things
+  });
+});
