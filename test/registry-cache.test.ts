@@ -249,7 +249,19 @@ describe('registry cache eviction', () => {
     expect(cache.get('b')).toBe(1);
   });
 
-  it('matches a plain map of the last stored values, within maxEntries, over random operations', () => {
+  it('reuses the slot of a key that was stored again elsewhere, without evicting that key', () => {
+    const cache = new RegistryCache({ maxEntries: 3, ttlMs: 1, staleMs: 1 });
+    put(cache, 'x', 'x', 4);
+    put(cache, 'a', 'a', 0);
+    put(cache, 'y', 'y', 4);
+    expect(cache.get('a', 3)).toBeUndefined(); // past its stale window: dropped
+    put(cache, 'a', 'a', 3); // evicts x; its first slot still names 'a'
+    put(cache, 'z', 'z', 3); // takes that slot: 'a' lives in x's
+    expect(cache.size).toBe(3);
+    expect(['a', 'x', 'y', 'z'].filter((k) => cache.get(k, 3) !== undefined)).toEqual(['a', 'y', 'z']);
+  });
+
+  it('matches a plain map of the last stored values, within maxEntries, over random operations and invalidations', () => {
     let seed = 7;
     const random = (n: number) => (seed = (seed * 48_271) % 2_147_483_647) % n; // exact in doubles
     const max = 16;
@@ -260,7 +272,13 @@ describe('registry cache eviction', () => {
     let hits = 0;
     for (let i = 0; i < 20_000; i++) {
       const key = `k${random(40)}`;
-      if (random(3) === 0) {
+      if (random(100) === 0) {
+        // A load that began before an invalidation stores nothing after it.
+        const before = cache.begin();
+        cache.invalidate();
+        last.clear();
+        cache.store(before, key, -1, now);
+      } else if (random(3) === 0) {
         put(cache, key, i, now);
         last.set(key, { value: i, expires: now + 10 });
       } else {
@@ -268,6 +286,7 @@ describe('registry cache eviction', () => {
         // A hit is always the last value stored for the key, and never an expired one.
         if (got !== undefined) {
           hits++;
+          expect(last.has(key)).toBe(true);
           expect(got).toBe(last.get(key)!.value);
           expect(last.get(key)!.expires).toBeGreaterThan(now);
         }

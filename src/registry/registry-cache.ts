@@ -5,14 +5,11 @@
 // reads are the hot path), and a load that overlapped an invalidation is not stored, so a changed
 // or revoked item is never served after the change. Entries also expire after ttlMs, which bounds
 // staleness for writes made by other processes. Memory is bounded by maxEntries, not by the
-// registry's size: when full, the cache evicts by the clock (second-chance) algorithm, an
-// approximation of least recently used, with its own ring of keys. A hit only marks its entry.
-// The usual Map LRU (a hit deletes and re-adds its key; the Map's first key goes) is slow in a
-// large Map: V8 keeps each deleted slot in its hash bucket's chain, and in the iteration order,
-// until the table is rebuilt, so a few hot keys re-added over and over build chains as long as
-// the table, and finding the first key skips every deleted slot before it. With ~5,000 entries
-// (the 100,000-tenant benchmark's cache) a hit cost ~4 us and an eviction ~4 us; at 50,000
-// entries ~5 us and ~20 us. Here both are O(1), and a reload updates its entry in place.
+// registry's size: when full, the cache evicts by the clock (second chance), an approximation of
+// least recently used with a ring of keys of its own; a hit only marks its entry, an eviction is
+// O(1) amortised. (A Map LRU, deleting and re-adding the key on each hit, is slow in a large V8
+// Map: deleted slots stay in their bucket's chain until the table is rebuilt. At ~5,000 entries a
+// hit cost ~4 us, bench/RESULTS.md.)
 //
 // Outages: an expired entry is not thrown away at once. A lookup that finds it expired reloads it
 // as usual; only when that reload fails because the database is unreachable is the expired value
@@ -78,6 +75,7 @@ export class RegistryCache {
     if (e.expires <= now) {
       if (e.expires + this.staleMs <= now) this.entries.delete(key);
       else if (now < this.unreachableUntil) {
+        e.used = true;
         this.stats.staleServed++;
         return e.value as T;
       }
@@ -99,6 +97,7 @@ export class RegistryCache {
     this.unreachableUntil = now + RECHECK_MS;
     const e = this.entries.get(key);
     if (!e || e.expires + this.staleMs <= now) return undefined;
+    e.used = true;
     this.stats.staleServed++;
     return e.value as T;
   }
@@ -131,7 +130,7 @@ export class RegistryCache {
       this.hand = (slot + 1) % this.ring.length;
       const key = this.ring[slot]!;
       const e = this.entries.get(key);
-      if (!e || e.slot !== slot) return slot; // its entry went (past the stale window)
+      if (!e || e.slot !== slot) return slot; // its entry went, or its key was stored again in another slot
       if (e.used) e.used = false;
       else {
         this.entries.delete(key);
