@@ -292,7 +292,7 @@ in batches are included), CPU time used by the server per answered request (the 
 the direct rows the upstream's: a figure that other load on the machine disturbs less than
 requests/s), and the hub's peak resident memory during the run. The targets that compare two hub
 figures (the batch document against one invoke, the 100,000-tenant registry against the small one)
-are judged on paired rounds: those scenarios again, back to back, three times, and the median ratio.
+are judged on paired rounds: those scenarios again, back to back, five times, and the median ratio.
 
 ${MARKER}
 `;

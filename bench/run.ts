@@ -43,7 +43,8 @@ const LOAD_CPU = 1;
 const FIXED_RATE = 1000;
 /** the scenarios measured again in paired rounds, in this order (one invoke next to each of the others), and how many rounds */
 const PAIRED: ScenarioKey[] = ['ten-batch', 'one', 'one-100k'];
-const PAIRED_ROUNDS = 3;
+// Five: on these machines one 5-s round can swing by 10 points or more (bench/RESULTS.md, 08:11).
+const PAIRED_ROUNDS = 5;
 const POSTGRES_ADMIN_URL = process.env.HUB_BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 // ---------------------------------------------------------------------------------------------
