@@ -1,6 +1,7 @@
 // Fixed-window counters in memory, one per key (a caller, a client address). Bounded: at most
-// maxKeys windows are kept; ended windows, then the oldest, are dropped first. Per process: with HUB_REDIS_URL the hub
-// uses RedisLimiter (redis-limiter.ts) instead, and this one only while Redis does not answer.
+// maxKeys windows are kept; ended windows, then the oldest, are dropped first. Per process: with
+// HUB_REDIS_URL the hub uses RedisLimiter (redis-limiter.ts) instead, and this one only while
+// Redis does not answer.
 
 export interface Verdict {
   allowed: boolean;
