@@ -123,7 +123,10 @@ export class RegistryCache {
     this.entries.set(key, { value, expires, used: false, slot });
   }
 
-  /** Turns the hand to a slot that is free or whose entry was not read since the last turn, evicting that entry. */
+  /**
+   * Turns the hand to a slot that is free, or whose entry was not read since the last turn (that
+   * entry is evicted).
+   */
   private freeSlot(): number {
     for (;;) {
       const slot = this.hand;
