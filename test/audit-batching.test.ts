@@ -3,6 +3,7 @@
 // batch (not in a write of their own right after); close() still writes everything, including
 // records of calls that ended while its last write ran.
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuditLog } from '../src/audit/audit-log.js';
 import type { InvocationEntry } from '../src/audit/chain.js';
@@ -107,7 +108,7 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     expect(await stored()).toEqual(['/a', '/b', '/c', '/d']);
     // Every statement the writer sent was counted (hub_db_queries_total): two writes, a
     // transaction each of BEGIN, the newest hash, the INSERT and COMMIT, and on PostgreSQL the
-    // statement timeout and the chain's lock.
+    // statement timeout and the chain's lock (sent with BEGIN and the newest hash in one round trip).
     expect(statements).toBe(kind === 'postgres' ? 12 : 8);
     await audit.close();
   });
@@ -146,5 +147,44 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     expect(writer.batches).toEqual([['/a'], ['/late']]);
     expect(await stored()).toEqual(['/a', '/late']);
     expect(audit.pending).toBe(0);
+  });
+});
+
+describe.skipIf(!testDatabases().includes('postgres'))('the PostgreSQL audit writer', () => {
+  // BEGIN, the statement timeout, the chain lock and the newest hash go in one round trip: a
+  // failure inside it must still roll the transaction back, or the connection would go back to the
+  // pool inside an aborted transaction and refuse every later write.
+  it('rolls back a write cancelled while it waits, and its connection serves the next writes', { timeout: 20_000 }, async () => {
+    const testDb = await createTestDatabase('postgres');
+    const db = await openDatabase({ url: testDb.url, dataDir: '.', poolSize: 2, log });
+    const writer = new PostgresChainWriter(testDb.url!, 5000);
+    const holder = new pg.Client({ connectionString: testDb.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE "Invocation" IN ACCESS EXCLUSIVE MODE');
+      const cancelled = writer.append([entry('/cancelled')]);
+      const waiting = async () => {
+        for (;;) {
+          const rows = await testDb.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+          if (rows.length) return rows[0]!.pid;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      // Read from outside the holder's transaction, which sees one snapshot of pg_stat_activity.
+      const pid = await waiting();
+      await testDb.query('SELECT pg_cancel_backend($1)', [pid]);
+      await expect(cancelled).rejects.toMatchObject({ code: '57014' });
+      await holder.query('ROLLBACK');
+
+      for (const path of ['/b', '/c', '/d']) await writer.append([entry(path)]);
+      const rows = await testDb.query<{ path: string }>('SELECT "path" FROM "Invocation" ORDER BY "seq"');
+      expect(rows.map((r) => r.path)).toEqual(['/b', '/c', '/d']);
+    } finally {
+      await holder.end();
+      await writer.close();
+      await db.close();
+      await testDb.drop();
+    }
   });
 });
