@@ -219,6 +219,34 @@ describe('registry cache while the database is unreachable', () => {
     expect(never.status).toBe('rejected');
     expect(isDatabaseUnavailable((never as PromiseRejectedResult).reason)).toBe(true);
   });
+
+  it('gives the invoke hot path a fresh row at once, and an expired one only through its loader', async () => {
+    const cache = new RegistryCache({ ttlMs: 50, staleMs: 60_000 });
+    const tenant = { id: 'acme', name: 'Acme', disabled: false, createdAt: new Date(), updatedAt: new Date() };
+    cache.store(cache.begin(), 'tenant:acme', tenant);
+    const loaders = new RegistryLoaders(unreachable.prisma, cache);
+    expect(loaders.tenantNow('acme')).toBe(tenant); // the row itself, not a promise
+    await sleep(80);
+    const expired = loaders.tenantNow('acme');
+    expect(expired).toBeInstanceOf(Promise);
+    expect(await expired).toBe(tenant); // the loader found no database and served it stale
+    expect(cache.stats).toMatchObject({ hits: 1, misses: 1, staleServed: 1 });
+  });
+});
+
+describe('registry cache on the invoke hot path', () => {
+  const tenant = { id: 'acme', name: 'Acme', disabled: false, createdAt: new Date(), updatedAt: new Date() };
+
+  it('fresh() answers a hit only, and counts no miss (the loader behind it counts that)', () => {
+    const cache = new RegistryCache({ ttlMs: 10, staleMs: 60_000 });
+    cache.store(cache.begin(), 'tenant:acme', tenant, 0);
+    cache.store(cache.begin(), 'tenant:gone', null, 0);
+    expect(cache.fresh('tenant:acme', 5)).toBe(tenant);
+    expect(cache.fresh('tenant:gone', 5)).toBeNull(); // a known absence is a hit
+    expect(cache.fresh('tenant:never', 5)).toBeUndefined();
+    expect(cache.fresh('tenant:acme', 10)).toBeUndefined(); // expired: only get() may serve it stale
+    expect(cache.stats).toMatchObject({ hits: 2, misses: 0, staleServed: 0 });
+  });
 });
 
 // Eviction when full: the clock (second chance). What is read between two turns of the hand stays;
@@ -282,7 +310,7 @@ describe('registry cache eviction', () => {
         put(cache, key, i, now);
         last.set(key, { value: i, expires: now + 10 });
       } else {
-        const got = cache.get<number>(key, now);
+        const got = random(2) ? cache.get<number>(key, now) : cache.fresh<number>(key, now);
         // A hit is always the last value stored for the key, and never an expired one.
         if (got !== undefined) {
           hits++;

@@ -7,6 +7,7 @@ import { RateLimiter, type Limiter } from '../access/rate-limiter.js';
 import { isAdmin, type Principal } from '../access/principal.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { badInput, forbidden, HubError, notFound } from '../errors.js';
+import type { Binding, System, Tenant } from '../generated/prisma/client.js';
 import type { HttpMethod } from '../generated/prisma/enums.js';
 import type { Logger } from '../log.js';
 import { bindingKey, grantKey, type RegistryLoaders } from '../registry/loaders.js';
@@ -46,7 +47,7 @@ export interface InvokeScope {
   loaders: RegistryLoaders;
   dispatcher: CallDispatcher;
   /** targets resolved (and credentials opened) once per request */
-  targets: Map<string, Promise<Target>>;
+  targets: Map<string, Target | Promise<Target>>;
   /** the incoming request's W3C trace, continued in every call it makes */
   trace: TraceContext;
 }
@@ -192,33 +193,42 @@ export class InvokeService {
     // 2. The grant, before anything about the target is looked at: an unknown tenant and an
     //    ungranted one look the same to a caller.
     if (!isAdmin(principal)) {
-      const grants = await loaders.grantsOnTenant.load(grantKey(principal.callerId, tenantId));
+      const cachedOrLoading = loaders.grantsOnTenantNow(grantKey(principal.callerId, tenantId));
+      const grants = cachedOrLoading instanceof Promise ? await cachedOrLoading : cachedOrLoading;
       if (!grants.some((g) => grantCovers(g, { tenantId, systemId, method, path }))) {
         throw forbidden(`No grant allows this caller to ${method} ${path} on system "${clip(systemId, 64)}" of tenant "${clip(tenantId, 64)}".`);
       }
     }
     // 3. The target.
-    const target = await this.target(scope, tenantId, systemId);
+    const resolved = this.target(scope, tenantId, systemId);
+    const target = resolved instanceof Promise ? await resolved : resolved;
     const headers = checkCallerHeaders(params.headers, target.reservedHeaders);
     return { target, method, pathAndQuery, headers, body, idempotencyKey, requestId };
   }
 
-  private target(scope: InvokeScope, tenantId: string, systemId: string): Promise<Target> {
+  private target(scope: InvokeScope, tenantId: string, systemId: string): Target | Promise<Target> {
     const key = bindingKey(tenantId, systemId);
     let target = scope.targets.get(key);
     if (!target) {
-      target = this.resolve(scope.loaders, tenantId, systemId);
+      target = this.resolve(scope.loaders, tenantId, systemId, key);
       scope.targets.set(key, target);
     }
     return target;
   }
 
-  private async resolve(loaders: RegistryLoaders, tenantId: string, systemId: string): Promise<Target> {
-    const [tenant, system, binding] = await Promise.all([
-      loaders.tenant.load(tenantId),
-      loaders.system.load(systemId),
-      loaders.binding.load(bindingKey(tenantId, systemId)),
-    ]);
+  /** The target at once when the registry cache holds all three rows, else a promise of it. */
+  private resolve(loaders: RegistryLoaders, tenantId: string, systemId: string, key: string): Target | Promise<Target> {
+    const tenant = loaders.tenantNow(tenantId);
+    const system = loaders.systemNow(systemId);
+    const binding = loaders.bindingNow(key);
+    if (tenant instanceof Promise || system instanceof Promise || binding instanceof Promise) {
+      return Promise.all([tenant, system, binding]).then(([t, s, b]) => this.targetOf(tenantId, systemId, key, t, s, b));
+    }
+    return this.targetOf(tenantId, systemId, key, tenant, system, binding);
+  }
+
+  /** @param key bindingKey(tenantId, systemId) */
+  private targetOf(tenantId: string, systemId: string, key: string, tenant: Tenant | null, system: System | null, binding: Binding | null): Target {
     if (!tenant) throw notFound(`Tenant "${clip(tenantId, 64)}" does not exist.`);
     if (!system) throw notFound(`System "${clip(systemId, 64)}" does not exist.`);
     if (!binding) throw notFound(`System "${systemId}" is not bound to tenant "${tenantId}".`);
@@ -228,12 +238,12 @@ export class InvokeService {
     const build = () => resolveTarget(this.deps.box, system, binding, this.deps.tokens);
     const cache = this.deps.cache;
     if (!cache) return build();
-    const key = `target:${bindingKey(tenantId, systemId)}:${binding.updatedAt.getTime()}:${system.updatedAt.getTime()}`;
-    const hit = cache.get<Target>(key);
+    const targetKey = `target:${key}:${binding.updatedAt.getTime()}:${system.updatedAt.getTime()}`;
+    const hit = cache.get<Target>(targetKey);
     if (hit) return hit;
     const token = cache.begin();
     const target = build();
-    cache.store(token, key, target);
+    cache.store(token, targetKey, target);
     return target;
   }
 }

@@ -89,6 +89,18 @@ export class RegistryCache {
   }
 
   /**
+   * The cached value when it has not expired (a hit), else undefined, counted nowhere: for a caller
+   * that then asks through get() (a registry loader), which counts the miss or serves it stale.
+   */
+  fresh<T>(key: string, now = Date.now()): T | undefined {
+    const e = this.entries.get(key);
+    if (!e || e.expires <= now) return undefined;
+    e.used = true;
+    this.stats.hits++;
+    return e.value as T;
+  }
+
+  /**
    * An expired value still within the stale window, for a caller whose reload failed with
    * `error`; undefined when there is none or the error is not an unreachable database.
    */
