@@ -1,6 +1,7 @@
 // API keys: `thub_` + 43 base62 characters (256 bits). Only the SHA-256 of a key is stored; the key
 // is shown once, when it is issued. Lookups go by hash, so no stored secret is ever compared.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { sha256hex } from '../utils/sha256.js';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 export const KEY_PREFIX = 'thub_';
@@ -14,7 +15,7 @@ export interface NewApiKey {
 }
 
 export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  return sha256hex(key);
 }
 
 function base62(length: number): string {

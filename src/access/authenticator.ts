@@ -29,7 +29,9 @@ export class Authenticator {
    *   RATE_LIMITED (valid keys included, so guessing learns nothing) while other clients go on.
    */
   async authenticate(authorization: string | null, client = 'unknown'): Promise<Principal> {
-    const blocked = await this.failures.check(client, this.failuresPerMinute);
+    const verdict = this.failures.check(client, this.failuresPerMinute);
+    // The in-process limiter answers at once: no await (a microtask per request) for it.
+    const blocked = verdict instanceof Promise ? await verdict : verdict;
     if (!blocked.allowed) {
       throw new HubError('RATE_LIMITED', 'Too many failed authentications from this client; retry later.', {
         retryAfterMs: blocked.retryAfterMs,
@@ -59,7 +61,11 @@ export class Authenticator {
         where: { hash },
         include: { caller: { include: { tenant: { select: { disabled: true } } } } },
       });
-    const row = this.cache ? await this.cache.load(`key:${hash}`, find) : await find();
+    // A warm key straight from the cache; otherwise through load(), which counts the miss and
+    // serves a known key stale while the database is unreachable.
+    const cacheKey = `key:${hash}`;
+    const cached = this.cache?.fresh<Awaited<ReturnType<typeof find>>>(cacheKey);
+    const row = cached !== undefined ? cached : this.cache ? await this.cache.load(cacheKey, find) : await find();
     const now = Date.now();
     if (!row || row.revokedAt || (row.expiresAt && row.expiresAt.getTime() <= now)) throw unauthenticated();
     this.touch(row.id, now);

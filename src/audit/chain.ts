@@ -1,7 +1,7 @@
 // The hash chain over invocation records: each record's hash covers its fields and the previous
 // record's hash, so editing or deleting a record breaks every hash after it.
-import { createHash, hash } from 'node:crypto';
 import type { HttpMethod } from '../generated/prisma/enums.js';
+import { sha256hex } from '../utils/sha256.js';
 
 export const GENESIS = '0'.repeat(64);
 
@@ -18,10 +18,6 @@ export interface InvocationEntry {
   durationMs: number;
   requestId: string;
 }
-
-// One call for short inputs where Node has it (20.12+): a hash object per record showed in profiles.
-const sha256hex: (text: string) => string =
-  typeof hash === 'function' ? (text) => hash('sha256', text, 'hex') : (text) => createHash('sha256').update(text).digest('hex');
 
 // Records come in bursts within one millisecond (a document's invoke fields): format each once.
 let lastMs = Number.NaN;
