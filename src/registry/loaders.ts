@@ -8,6 +8,9 @@ import { notFound } from '../errors.js';
 import { isRegistryId } from './validate.js';
 
 const SEP = '\u0000';
+// Where each hot-path table's rows sit in the registry cache: the key prefix that its loader and
+// its *Now lookup share.
+const CACHED = { tenant: 'tenant:', system: 'system:', binding: 'binding:', grants: 'grants:' } as const;
 export const bindingKey = (tenantId: string, systemId: string) => tenantId + SEP + systemId;
 /** A caller's grants on one tenant: what an invoke needs, however many tenants the caller may reach. */
 export const grantKey = (callerId: string, tenantId: string) => callerId + SEP + tenantId;
@@ -85,18 +88,18 @@ export class RegistryLoaders {
    * per request for values the cache held); otherwise the loader's promise, as through the loaders.
    */
   tenantNow(id: string): Tenant | null | Promise<Tenant | null> {
-    return this.#now('tenant:', id, () => this.tenant);
+    return this.#now(CACHED.tenant, id, () => this.tenant);
   }
   systemNow(id: string): System | null | Promise<System | null> {
-    return this.#now('system:', id, () => this.system);
+    return this.#now(CACHED.system, id, () => this.system);
   }
   /** @param key bindingKey(tenantId, systemId) */
   bindingNow(key: string): Binding | null | Promise<Binding | null> {
-    return this.#now('binding:', key, () => this.binding);
+    return this.#now(CACHED.binding, key, () => this.binding);
   }
   /** @param key grantKey(callerId, tenantId) */
   grantsOnTenantNow(key: string): Grant[] | Promise<Grant[]> {
-    return this.#now('grants:', key, () => this.grantsOnTenant);
+    return this.#now(CACHED.grants, key, () => this.grantsOnTenant);
   }
 
   #now<V>(prefix: string, key: string, loader: () => DataLoader<string, V>): V | Promise<V> {
@@ -107,14 +110,14 @@ export class RegistryLoaders {
   #tenant?: DataLoader<string, Tenant | null>;
   get tenant() {
     return (this.#tenant ??= new DataLoader<string, Tenant | null>(
-      throughCache(this.#cache, 'tenant:', async (ids) => byId(ids, await this.#prisma.tenant.findMany({ where: { id: { in: [...ids] } } }))),
+      throughCache(this.#cache, CACHED.tenant, async (ids) => byId(ids, await this.#prisma.tenant.findMany({ where: { id: { in: [...ids] } } }))),
     ));
   }
 
   #system?: DataLoader<string, System | null>;
   get system() {
     return (this.#system ??= new DataLoader<string, System | null>(
-      throughCache(this.#cache, 'system:', async (ids) => byId(ids, await this.#prisma.system.findMany({ where: { id: { in: [...ids] } } }))),
+      throughCache(this.#cache, CACHED.system, async (ids) => byId(ids, await this.#prisma.system.findMany({ where: { id: { in: [...ids] } } }))),
     ));
   }
 
@@ -126,7 +129,7 @@ export class RegistryLoaders {
   #binding?: DataLoader<string, Binding | null>;
   get binding() {
     return (this.#binding ??= new DataLoader<string, Binding | null>(
-      throughCache(this.#cache, 'binding:', async (keys) =>
+      throughCache(this.#cache, CACHED.binding, async (keys) =>
         bindingsByKey(keys, await this.#prisma.binding.findMany({ where: bindingsWhere(keys) })),
       ),
     ));
@@ -156,7 +159,7 @@ export class RegistryLoaders {
    */
   get grantsOnTenant() {
     return (this.#grantsOnTenant ??= new DataLoader<string, Grant[]>(
-      throughCache(this.#cache, 'grants:', async (keys) => {
+      throughCache(this.#cache, CACHED.grants, async (keys) => {
         // A tenant id no tenant can have (a caller's typo, or NUL and lone surrogates, which
         // PostgreSQL text cannot even hold) has no grants: no query for it.
         const pairs = pairsOf(keys).filter(([, tenantId]) => isRegistryId(tenantId));
