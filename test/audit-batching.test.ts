@@ -108,7 +108,7 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     expect(await stored()).toEqual(['/a', '/b', '/c', '/d']);
     // Every statement the writer sent was counted (hub_db_queries_total): two writes, a
     // transaction each of BEGIN, the newest hash, the INSERT and COMMIT, and on PostgreSQL the
-    // statement timeout and the chain's lock (sent with BEGIN and the newest hash in one round trip).
+    // statement timeout and the chain's lock (these four in one round trip).
     expect(statements).toBe(kind === 'postgres' ? 12 : 8);
     await audit.close();
   });

@@ -123,6 +123,9 @@ describe.each(testDatabases())('registry cache on %s', (kind) => {
 
 // Stale-but-known: what the cache serves when a reload fails because the database is unreachable.
 // The failures are real: connections to a loopback port nobody listens on.
+/** a tenant row as the registry cache holds it */
+const tenant = { id: 'acme', name: 'Acme', disabled: false, createdAt: new Date(), updatedAt: new Date() };
+
 describe('registry cache while the database is unreachable', () => {
   let closedPort: number;
   let unreachable: Database;
@@ -208,7 +211,6 @@ describe('registry cache while the database is unreachable', () => {
 
   it('lets per-request loaders serve what was known and fail only the keys never seen', async () => {
     const cache = new RegistryCache({ ttlMs: 10, staleMs: 60_000 });
-    const tenant = { id: 'acme', name: 'Acme', disabled: false, createdAt: new Date(), updatedAt: new Date() };
     cache.store(cache.begin(), 'tenant:acme', tenant);
     cache.store(cache.begin(), 'tenant:gone', null);
     await sleep(30);
@@ -222,7 +224,6 @@ describe('registry cache while the database is unreachable', () => {
 
   it('gives the invoke hot path a fresh row at once, and an expired one only through its loader', async () => {
     const cache = new RegistryCache({ ttlMs: 50, staleMs: 60_000 });
-    const tenant = { id: 'acme', name: 'Acme', disabled: false, createdAt: new Date(), updatedAt: new Date() };
     cache.store(cache.begin(), 'tenant:acme', tenant);
     const loaders = new RegistryLoaders(unreachable.prisma, cache);
     expect(loaders.tenantNow('acme')).toBe(tenant); // the row itself, not a promise
@@ -235,8 +236,6 @@ describe('registry cache while the database is unreachable', () => {
 });
 
 describe('registry cache on the invoke hot path', () => {
-  const tenant = { id: 'acme', name: 'Acme', disabled: false, createdAt: new Date(), updatedAt: new Date() };
-
   it('fresh() answers a hit only, and counts no miss (the loader behind it counts that)', () => {
     const cache = new RegistryCache({ ttlMs: 10, staleMs: 60_000 });
     cache.store(cache.begin(), 'tenant:acme', tenant, 0);

@@ -50,9 +50,9 @@ function chainedRows(prev: string, batch: InvocationEntry[]): string {
 
 const LAST_HASH = `SELECT "hash" FROM "Invocation" ORDER BY "seq" DESC LIMIT 1`;
 /**
- * PostgreSQL: open the transaction, bound its statements' time (the wait for the lock included; SET
- * LOCAL rather than a connection parameter, which PgBouncer refuses), take the chain lock, then read
- * the newest hash.
+ * PostgreSQL: open the transaction, bound its statements' time (the wait for the lock included;
+ * SET LOCAL rather than a connection parameter, which PgBouncer refuses), take the chain lock,
+ * then read the newest hash.
  */
 const BEGIN_LOCKED = `BEGIN; SET LOCAL statement_timeout = 30000; SELECT pg_advisory_xact_lock(${CHAIN_LOCK}); ${LAST_HASH}`;
 
