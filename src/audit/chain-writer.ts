@@ -52,9 +52,10 @@ const LAST_HASH = `SELECT "hash" FROM "Invocation" ORDER BY "seq" DESC LIMIT 1`;
 /**
  * PostgreSQL: open the transaction, bound its statements' time (the wait for the lock included;
  * SET LOCAL rather than a connection parameter, which PgBouncer refuses), take the chain lock,
- * then read the newest hash.
+ * then read the newest hash. READ COMMITTED whatever the server's default: under REPEATABLE READ
+ * the snapshot would be taken before the lock is held, and two writers could chain onto one hash.
  */
-const BEGIN_LOCKED = `BEGIN; SET LOCAL statement_timeout = 30000; SELECT pg_advisory_xact_lock(${CHAIN_LOCK}); ${LAST_HASH}`;
+const BEGIN_LOCKED = `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = 30000; SELECT pg_advisory_xact_lock(${CHAIN_LOCK}); ${LAST_HASH}`;
 
 // WITH ORDINALITY keeps the batch's order, so seq follows the chain. ->> yields text (or NULL for
 // a JSON null), cast to each column's type. jsonb, not json: parsed once, where ->> on json
@@ -118,6 +119,9 @@ export class PostgresChainWriter implements ChainWriter {
         // Four statements in one round trip (each round trip costs the hub ~0.1 ms of CPU): each
         // takes its own snapshot, so the newest hash is read once the lock is held.
         const opened = (await query(BEGIN_LOCKED, undefined, 4)) as unknown as pg.QueryResult<{ hash: string }>[];
+        // One result per statement; anything else (a driver that answers only the last) must not
+        // pass for "no record yet" and restart the chain.
+        if (!Array.isArray(opened) || opened.length !== 4) throw new Error('the audit writer expected four results from its first round trip');
         const last = opened[3]!;
         await query(INSERT_JSON, [chainedRows(last.rows[0]?.hash ?? GENESIS, batch)]);
         await query('COMMIT');

@@ -210,7 +210,13 @@ export class InvokeService {
     const key = bindingKey(tenantId, systemId);
     let target = scope.targets.get(key);
     if (!target) {
-      target = this.resolve(scope.loaders, tenantId, systemId, key);
+      try {
+        target = this.resolve(scope.loaders, tenantId, systemId, key);
+      } catch (error) {
+        // Refused at once (unknown, disabled, a credential that does not open): the request's
+        // other fields for this binding get the same answer without working it out again.
+        target = Promise.reject(error as Error);
+      }
       scope.targets.set(key, target);
     }
     return target;
