@@ -161,18 +161,37 @@ describe.skipIf(!testDatabases().includes('postgres'))('the PostgreSQL audit wri
     }
   };
 
-  // BEGIN, the statement timeout, the chain lock and the newest hash go in one round trip: a
-  // failure inside it must still roll the transaction back, or the connection would go back to the
-  // pool inside an aborted transaction and refuse every later write.
-  it('rolls back a write cancelled while it waits, and its connection serves the next writes', { timeout: 20_000 }, async () => {
+  /**
+   * A fresh database, its writer, and a holder session that has locked the Invocation table in an
+   * open transaction; `prepare` runs before the writer connects. Everything is closed afterwards.
+   */
+  const withTableLocked = async (
+    run: (t: { testDb: TestDatabase; writer: PostgresChainWriter; holder: pg.Client }) => Promise<void>,
+    prepare?: (testDb: TestDatabase) => Promise<unknown>,
+  ) => {
     const testDb = await createTestDatabase('postgres');
     const db = await openDatabase({ url: testDb.url, dataDir: '.', poolSize: 2, log });
+    await prepare?.(testDb);
     const writer = new PostgresChainWriter(testDb.url!, 5000);
     const holder = new pg.Client({ connectionString: testDb.url });
     await holder.connect();
     try {
       await holder.query('BEGIN');
       await holder.query('LOCK TABLE "Invocation" IN ACCESS EXCLUSIVE MODE');
+      await run({ testDb, writer, holder });
+    } finally {
+      await holder.end();
+      await writer.close();
+      await db.close();
+      await testDb.drop();
+    }
+  };
+
+  // BEGIN, the statement timeout, the chain lock and the newest hash go in one round trip: a
+  // failure inside it must still roll the transaction back, or the connection would go back to the
+  // pool inside an aborted transaction and refuse every later write.
+  it('rolls back a write cancelled while it waits, and its connection serves the next writes', { timeout: 20_000 }, () =>
+    withTableLocked(async ({ testDb, writer, holder }) => {
       const cancelled = writer.append([entry('/cancelled')]);
       await testDb.query('SELECT pg_cancel_backend($1)', [await lockWaiter(testDb)]);
       await expect(cancelled).rejects.toMatchObject({ code: '57014' });
@@ -181,47 +200,29 @@ describe.skipIf(!testDatabases().includes('postgres'))('the PostgreSQL audit wri
       for (const path of ['/b', '/c', '/d']) await writer.append([entry(path)]);
       const rows = await testDb.query<{ path: string }>('SELECT "path" FROM "Invocation" ORDER BY "seq"');
       expect(rows.map((r) => r.path)).toEqual(['/b', '/c', '/d']);
-    } finally {
-      await holder.end();
-      await writer.close();
-      await db.close();
-      await testDb.drop();
-    }
-  });
+    }));
 
   // Under REPEATABLE READ a transaction's snapshot is taken by its first query: the one that waits
   // for the chain's lock. A record committed meanwhile would be invisible to the newest-hash read,
   // and the write would chain onto the hash before it (a fork).
-  it('chains onto a record committed while it waited, whatever the database\'s default isolation', { timeout: 20_000 }, async () => {
-    const testDb = await createTestDatabase('postgres');
-    const db = await openDatabase({ url: testDb.url, dataDir: '.', poolSize: 2, log });
-    const name = new URL(testDb.url!).pathname.slice(1);
-    await testDb.query(`ALTER DATABASE "${name}" SET default_transaction_isolation = 'repeatable read'`);
-    const writer = new PostgresChainWriter(testDb.url!, 5000);
-    const holder = new pg.Client({ connectionString: testDb.url });
-    await holder.connect();
-    try {
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE "Invocation" IN ACCESS EXCLUSIVE MODE');
-      const written = writer.append([entry('/after')]);
-      await lockWaiter(testDb);
-      const hash = 'a'.repeat(64);
-      await holder.query(
-        `INSERT INTO "Invocation" ("id", "createdAt", "tenantId", "systemId", "method", "path", "durationMs", "requestId", "prevHash", "hash") VALUES ('first', now(), 't', 's', 'GET', '/first', 1, 'r', $1, $2)`,
-        ['0'.repeat(64), hash],
-      );
-      await holder.query('COMMIT');
-      await written;
-      const rows = await testDb.query<{ path: string; prevHash: string }>('SELECT "path", "prevHash" FROM "Invocation" ORDER BY "seq"');
-      expect(rows).toEqual([
-        { path: '/first', prevHash: '0'.repeat(64) },
-        { path: '/after', prevHash: hash },
-      ]);
-    } finally {
-      await holder.end();
-      await writer.close();
-      await db.close();
-      await testDb.drop();
-    }
-  });
+  it("chains onto a record committed while it waited, whatever the database's default isolation", { timeout: 20_000 }, () =>
+    withTableLocked(
+      async ({ testDb, writer, holder }) => {
+        const written = writer.append([entry('/after')]);
+        await lockWaiter(testDb);
+        const hash = 'a'.repeat(64);
+        await holder.query(
+          `INSERT INTO "Invocation" ("id", "createdAt", "tenantId", "systemId", "method", "path", "durationMs", "requestId", "prevHash", "hash") VALUES ('first', now(), 't', 's', 'GET', '/first', 1, 'r', $1, $2)`,
+          ['0'.repeat(64), hash],
+        );
+        await holder.query('COMMIT');
+        await written;
+        const rows = await testDb.query<{ path: string; prevHash: string }>('SELECT "path", "prevHash" FROM "Invocation" ORDER BY "seq"');
+        expect(rows).toEqual([
+          { path: '/first', prevHash: '0'.repeat(64) },
+          { path: '/after', prevHash: hash },
+        ]);
+      },
+      (testDb) => testDb.query(`ALTER DATABASE "${new URL(testDb.url!).pathname.slice(1)}" SET default_transaction_isolation = 'repeatable read'`),
+    ));
 });
