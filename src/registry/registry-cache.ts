@@ -74,18 +74,12 @@ export class RegistryCache {
     }
     if (e.expires <= now) {
       if (e.expires + this.staleMs <= now) this.entries.delete(key);
-      else if (now < this.unreachableUntil) {
-        e.used = true;
-        this.stats.staleServed++;
-        return e.value as T;
-      }
+      else if (now < this.unreachableUntil) return this.serve<T>(e, 'staleServed');
       // Kept (within the stale window) for stale(): the caller reloads it now.
       this.stats.misses++;
       return undefined;
     }
-    e.used = true;
-    this.stats.hits++;
-    return e.value as T;
+    return this.serve<T>(e, 'hits');
   }
 
   /**
@@ -94,10 +88,7 @@ export class RegistryCache {
    */
   fresh<T>(key: string, now = Date.now()): T | undefined {
     const e = this.entries.get(key);
-    if (!e || e.expires <= now) return undefined;
-    e.used = true;
-    this.stats.hits++;
-    return e.value as T;
+    return e && e.expires > now ? this.serve<T>(e, 'hits') : undefined;
   }
 
   /**
@@ -109,8 +100,13 @@ export class RegistryCache {
     this.unreachableUntil = now + RECHECK_MS;
     const e = this.entries.get(key);
     if (!e || e.expires + this.staleMs <= now) return undefined;
+    return this.serve<T>(e, 'staleServed');
+  }
+
+  /** An entry's value, served: marked as read for the clock, and counted. */
+  private serve<T>(e: Entry, counted: 'hits' | 'staleServed'): T {
     e.used = true;
-    this.stats.staleServed++;
+    this.stats[counted]++;
     return e.value as T;
   }
 
