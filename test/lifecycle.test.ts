@@ -8,7 +8,9 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BOOTSTRAP_LOCK } from '../src/access/bootstrap-admin.js';
 import { ConfigError, parseConfig } from '../src/config.js';
 import { readMigrations } from '../src/db/migrate.js';
 import { startHub, type Hub } from '../src/hub.js';
@@ -351,6 +353,44 @@ describe.each(testDatabases())('restart on %s', (kind) => {
     await db?.drop();
     await upstream.close();
     await rm(dataDir, { recursive: true, force: true });
+  });
+});
+
+// Under REPEATABLE READ a transaction's snapshot is taken by its first query: the one that waits
+// for the bootstrap lock. The admin key generated meanwhile by the process holding the lock would be
+// invisible to the waiter, which would generate a second one (or fail to start).
+describe.runIf(testDatabases().includes('postgres'))('first start on PostgreSQL', () => {
+  it("two hubs starting together generate one admin key, whatever the database's default isolation", { timeout: 120_000 }, async () => {
+    const db = await createTestDatabase('postgres');
+    await db.query(`ALTER DATABASE "${new URL(db.url!).pathname.slice(1)}" SET default_transaction_isolation = 'repeatable read'`);
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-bootstrap-'));
+    const env = { HUB_HOST: '127.0.0.1', HUB_PORT: '0', HUB_DATA_DIR: dataDir, HUB_LOG_LEVEL: 'error' as const, DATABASE_URL: db.url!, HUB_ENCRYPTION_KEY: randomBytes(32).toString('base64') };
+    // A third session holds the bootstrap lock until both hubs wait for it.
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    const hubs: Hub[] = [];
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT pg_advisory_xact_lock(${BOOTSTRAP_LOCK})`);
+      const starting = [startHub(parseConfig(env)), startHub(parseConfig(env))];
+      const waiters = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = ${BOOTSTRAP_LOCK} AND NOT granted`))[0]!.n;
+      while ((await waiters()) < 2) await new Promise((r) => setTimeout(r, 20));
+      await holder.query('ROLLBACK');
+      const started = await Promise.allSettled(starting);
+      for (const r of started) if (r.status === 'fulfilled') hubs.push(r.value);
+      expect(started.map((r) => (r.status === 'rejected' ? String(r.reason) : 'started'))).toEqual(['started', 'started']);
+
+      expect(hubs.map((h) => h.generatedAdminKey === null).sort()).toEqual([false, true]);
+      const keys = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM "ApiKey"`);
+      expect(keys[0]!.n).toBe(1);
+      const adminKey = hubs.find((h) => h.generatedAdminKey)!.generatedAdminKey!;
+      for (const h of hubs) expect((await gql(h, adminKey, `{ viewer { role } }`)).data.viewer.role).toBe('ADMIN');
+    } finally {
+      await holder.end();
+      for (const h of hubs) await h.close();
+      await db.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

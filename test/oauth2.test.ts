@@ -26,6 +26,8 @@ interface Script {
   expiresIn?: number;
   firstExpiresIn?: number;
   delayMs?: number;
+  /** the answer waits for this */
+  until?: Promise<unknown>;
 }
 
 const CLIENT_SECRET = `cs-${randomBytes(12).toString('hex')}`;
@@ -127,7 +129,8 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
         }
       }
     };
-    if (script.delayMs) setTimeout(answer, script.delayMs);
+    if (script.until) void script.until.then(answer);
+    else if (script.delayMs) setTimeout(answer, script.delayMs);
     else answer();
   }
   const issuedFor = new Set<string>();
@@ -438,6 +441,52 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
       } finally {
         await child.stop();
         logs.push(...child.lines);
+      }
+    },
+  );
+
+  // Under REPEATABLE READ a transaction's snapshot is taken by its first query: the one that waits
+  // for the binding's lock. The token stored meanwhile by the process holding the lock would be
+  // invisible to the waiter, which would call the endpoint again (or fail to store its token).
+  it.runIf(kind === 'postgres')(
+    "two hubs on a database whose default isolation is REPEATABLE READ: the one that waited for the lock uses the token the other stored",
+    { timeout: 60_000 },
+    async () => {
+      const rrDb = await createTestDatabase(kind);
+      await rrDb.query(`ALTER DATABASE "${new URL(rrDb.url!).pathname.slice(1)}" SET default_transaction_isolation = 'repeatable read'`);
+      const dirs = [await mkdtemp(path.join(tmpdir(), 'hub-oauth2-rr-')), await mkdtemp(path.join(tmpdir(), 'hub-oauth2-rr-'))];
+      const hubs: TestHub[] = [];
+      let answer!: () => void;
+      try {
+        for (const dir of dirs) hubs.push(await startTestHub(kind, { db: rrDb, dataDir: dir, env }));
+        const [first, second] = hubs as [TestHub, TestHub];
+        const must = async (q: string, v?: Record<string, unknown>) => expect((await gql(q, v, first)).body.errors).toBeUndefined();
+        await must(`mutation { createTenant(input: { id: "acme", name: "Acme" }) { id } }`);
+        await must(`mutation { createSystem(input: { id: "s-rr", name: "s-rr", mode: EXCLUSIVE }) { id } }`);
+        await must(BIND, { i: { tenantId: 'acme', systemId: 's-rr', baseUrl: api.url, credential: oauth2Credential('s-rr') } });
+        scripts.set('s-rr', { mode: 'ok', until: new Promise<void>((resolve) => (answer = resolve)) });
+
+        // The first hub asks for a token and holds the lock until the endpoint answers; the second
+        // waits for the lock meanwhile.
+        const one = invoke('s-rr', { path: '/rr-1' }, first);
+        while (tokenCalls('s-rr').length === 0) await sleep(20);
+        const two = invoke('s-rr', { path: '/rr-2' }, second);
+        const waiting = async () => (await rrDb.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'`)).length > 0;
+        while (!(await waiting())) await sleep(20);
+        answer();
+
+        const results = await Promise.all([one, two]);
+        expect(results.map((r) => r.body.errors ?? r.body.data.invoke.status)).toEqual([200, 200]);
+        expect(tokenCalls('s-rr')).toHaveLength(1);
+        expect(new Set(apiCalls('s-rr').map(bearerOf)).size).toBe(1);
+      } finally {
+        answer?.();
+        for (const h of hubs) {
+          logs.push(...h.logs);
+          await h.close();
+        }
+        await rrDb.drop();
+        for (const dir of dirs) await rm(dir, { recursive: true, force: true });
       }
     },
   );

@@ -6,7 +6,8 @@ import { fromKey, newApiKey } from './api-keys.js';
 
 export const ADMIN_CALLER_ID = 'admin';
 const ENV_KEY_ID = 'env-admin-key';
-const BOOTSTRAP_LOCK = 72_470_002;
+/** the advisory lock under which a first start creates the admin (exported for a test) */
+export const BOOTSTRAP_LOCK = 72_470_002;
 
 /** Returns a newly generated admin key (to be shown once), or null. */
 export async function bootstrapAdmin(prisma: Prisma, adminKey: string | undefined, log: Logger): Promise<string | null> {
@@ -36,5 +37,7 @@ export async function bootstrapAdmin(prisma: Prisma, adminKey: string | undefine
     await tx.apiKey.create({ data: { id: k.id, callerId: ADMIN_CALLER_ID, prefix: k.prefix, hash: k.hash } });
     log.info('generated the first admin API key', { prefix: k.prefix });
     return k.key;
-  });
+    // READ COMMITTED whatever the database's default: under REPEATABLE READ the snapshot would be
+    // taken by the statement that waits for the lock, and what the other process created unseen.
+  }, { isolationLevel: 'ReadCommitted' });
 }
