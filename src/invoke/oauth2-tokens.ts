@@ -2,9 +2,9 @@
 // token endpoint, stored encrypted in OAuthToken with their expiry, refreshed ahead of expiry, and
 // refreshed once at a time per binding, as Nango does for its connections:
 // - in this process, concurrent callers share one refresh (one promise per binding);
-// - across hub processes on one PostgreSQL, the refresh runs in a READ COMMITTED transaction that holds an advisory
-//   lock on the binding and RE-READS the stored token after taking it: a process that waited finds
-//   the token the first one stored and does not call the endpoint again;
+// - across hub processes on one PostgreSQL, the refresh runs in a READ COMMITTED transaction that
+//   holds an advisory lock on the binding and RE-READS the stored token after taking it: a process
+//   that waited finds the token the first one stored and does not call the endpoint again;
 // - on the embedded PGlite (one process, one connection) no transaction is held open across the
 //   HTTP call, which would stall every other query of the hub; the in-process single flight is
 //   all the serialisation there is to do.
