@@ -445,50 +445,91 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
     },
   );
 
-  // Under REPEATABLE READ a transaction's snapshot is taken by its first query: the one that waits
-  // for the binding's lock. The token stored meanwhile by the process holding the lock would be
-  // invisible to the waiter, which would call the endpoint again (or fail to store its token).
-  it.runIf(kind === 'postgres')(
-    "two hubs on a database whose default isolation is REPEATABLE READ: the one that waited for the lock uses the token the other stored",
-    { timeout: 60_000 },
-    async () => {
-      const rrDb = await createTestDatabase(kind);
-      await rrDb.query(`ALTER DATABASE "${new URL(rrDb.url!).pathname.slice(1)}" SET default_transaction_isolation = 'repeatable read'`);
-      const dirs = [await mkdtemp(path.join(tmpdir(), 'hub-oauth2-rr-')), await mkdtemp(path.join(tmpdir(), 'hub-oauth2-rr-'))];
-      const hubs: TestHub[] = [];
-      let answer!: () => void;
-      try {
-        for (const dir of dirs) hubs.push(await startTestHub(kind, { db: rrDb, dataDir: dir, env }));
-        const [first, second] = hubs as [TestHub, TestHub];
-        const must = async (q: string, v?: Record<string, unknown>) => expect((await gql(q, v, first)).body.errors).toBeUndefined();
-        await must(`mutation { createTenant(input: { id: "acme", name: "Acme" }) { id } }`);
-        await must(`mutation { createSystem(input: { id: "s-rr", name: "s-rr", mode: EXCLUSIVE }) { id } }`);
-        await must(BIND, { i: { tenantId: 'acme', systemId: 's-rr', baseUrl: api.url, credential: oauth2Credential('s-rr') } });
-        scripts.set('s-rr', { mode: 'ok', until: new Promise<void>((resolve) => (answer = resolve)) });
+  /**
+   * Hubs on a fresh database whose default isolation is REPEATABLE READ, with tenant acme and the
+   * OAuth2 system `systemId` bound; its token endpoint holds its first answer until `answer()`.
+   * Under REPEATABLE READ a transaction's snapshot is taken by its first query, which may be one
+   * that waits for a lock: what the lock's holder stores meanwhile is invisible to it.
+   */
+  async function withRepeatableRead(
+    systemId: string,
+    hubCount: number,
+    run: (t: { hubs: TestHub[]; rrDb: TestDatabase; answer: () => void; waitingFor: (event: string) => Promise<void> }) => Promise<void>,
+  ) {
+    const rrDb = await createTestDatabase(kind);
+    await rrDb.query(`ALTER DATABASE "${new URL(rrDb.url!).pathname.slice(1)}" SET default_transaction_isolation = 'repeatable read'`);
+    const dirs: string[] = [];
+    const hubs: TestHub[] = [];
+    let answer!: () => void;
+    try {
+      for (let i = 0; i < hubCount; i++) {
+        dirs.push(await mkdtemp(path.join(tmpdir(), 'hub-oauth2-rr-')));
+        hubs.push(await startTestHub(kind, { db: rrDb, dataDir: dirs[i]!, env }));
+      }
+      const must = async (q: string, v?: Record<string, unknown>) => expect((await gql(q, v, hubs[0])).body.errors).toBeUndefined();
+      await must(`mutation { createTenant(input: { id: "acme", name: "Acme" }) { id } }`);
+      await must(`mutation($i: CreateSystemInput!) { createSystem(input: $i) { id } }`, { i: { id: systemId, name: systemId, mode: 'EXCLUSIVE' } });
+      await must(BIND, { i: { tenantId: 'acme', systemId, baseUrl: api.url, credential: oauth2Credential(systemId) } });
+      scripts.set(systemId, { mode: 'ok', until: new Promise<void>((resolve) => (answer = resolve)) });
+      /** until a session of this database waits for a lock (pg_stat_activity's wait_event) */
+      const waitingFor = async (event: string) => {
+        const sql = `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = $1`;
+        while ((await rrDb.query(sql, [event])).length === 0) await sleep(20);
+      };
+      await run({ hubs, rrDb, answer: () => answer(), waitingFor });
+    } finally {
+      answer?.();
+      for (const h of hubs) {
+        logs.push(...h.logs);
+        await h.close();
+      }
+      await rrDb.drop();
+      for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+    }
+  }
 
-        // The first hub asks for a token and holds the lock until the endpoint answers; the second
-        // waits for the lock meanwhile.
+  it.runIf(kind === 'postgres')(
+    'two hubs on a database whose default isolation is REPEATABLE READ: the one that waited for the lock uses the token the other stored',
+    { timeout: 60_000 },
+    () =>
+      withRepeatableRead('s-rr', 2, async ({ hubs: [first, second], answer, waitingFor }) => {
+        // The first hub asks for a token and holds the binding's lock until the endpoint answers;
+        // the second waits for the lock meanwhile.
         const one = invoke('s-rr', { path: '/rr-1' }, first);
         while (tokenCalls('s-rr').length === 0) await sleep(20);
         const two = invoke('s-rr', { path: '/rr-2' }, second);
-        const waiting = async () => (await rrDb.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'`)).length > 0;
-        while (!(await waiting())) await sleep(20);
+        await waitingFor('advisory');
         answer();
 
         const results = await Promise.all([one, two]);
         expect(results.map((r) => r.body.errors ?? r.body.data.invoke.status)).toEqual([200, 200]);
         expect(tokenCalls('s-rr')).toHaveLength(1);
         expect(new Set(apiCalls('s-rr').map(bearerOf)).size).toBe(1);
-      } finally {
-        answer?.();
-        for (const h of hubs) {
-          logs.push(...h.logs);
-          await h.close();
-        }
-        await rrDb.drop();
-        for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-      }
-    },
+      }),
+  );
+
+  it.runIf(kind === 'postgres')(
+    'a credential changed during a token request on a REPEATABLE READ database: the token of the old client is never used again',
+    { timeout: 60_000 },
+    () =>
+      withRepeatableRead('s-rr-cred', 1, async ({ hubs: [only], answer, waitingFor }) => {
+        // The refresh holds the binding's row (FOR SHARE) until the endpoint answers; the credential
+        // change waits for it, and must then delete the token that refresh stored.
+        const one = invoke('s-rr-cred', { path: '/before' }, only);
+        while (tokenCalls('s-rr-cred').length === 0) await sleep(20);
+        const changed = gql(SET, { s: 's-rr-cred', c: oauth2Credential('s-rr-cred', { clientId: 'client-new' }) }, only);
+        await waitingFor('transactionid');
+        answer();
+        expect((await one).body.data?.invoke?.status).toBe(200);
+        expect((await changed).body.errors).toBeUndefined();
+        const old = bearerOf(apiCalls('s-rr-cred')[0]!);
+
+        expect((await invoke('s-rr-cred', { path: '/after' }, only)).body.data?.invoke?.status).toBe(200);
+        expect(tokenCalls('s-rr-cred')).toHaveLength(2);
+        const basic = Buffer.from(String(tokenCalls('s-rr-cred')[1]!.headers.authorization).replace(/^Basic /, ''), 'base64').toString();
+        expect(basic).toMatch(/^client-new:/);
+        expect(bearerOf(apiCalls('s-rr-cred').at(-1)!)).not.toBe(old);
+      }),
   );
 
   it('rotateEncryptionKey re-encrypts stored access tokens (still used without a token request) and stored idempotent answers', async () => {

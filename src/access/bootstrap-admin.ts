@@ -37,7 +37,5 @@ export async function bootstrapAdmin(prisma: Prisma, adminKey: string | undefine
     await tx.apiKey.create({ data: { id: k.id, callerId: ADMIN_CALLER_ID, prefix: k.prefix, hash: k.hash } });
     log.info('generated the first admin API key', { prefix: k.prefix });
     return k.key;
-    // READ COMMITTED whatever the database's default: under REPEATABLE READ the snapshot would be
-    // taken by the statement that waits for the lock, and what the other process created unseen.
-  }, { isolationLevel: 'ReadCommitted' });
+  });
 }

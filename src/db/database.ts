@@ -66,6 +66,11 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   const prisma = new PrismaClient({
     adapter: adapter as never,
     log: [{ emit: 'event', level: 'query' }],
+    // The hub's transactions are written for READ COMMITTED, whatever the database's default: under
+    // REPEATABLE READ a transaction's snapshot is taken by its first statement, which may be one that
+    // waits for a lock (an OAuth2 refresh's, the first start's), so what the lock's holder stored
+    // meanwhile is unseen: a credential change left the old client's access token in place.
+    transactionOptions: { isolationLevel: 'ReadCommitted' },
   }) as unknown as Prisma;
   return {
     kind: 'postgres',

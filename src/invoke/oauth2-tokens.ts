@@ -2,9 +2,10 @@
 // token endpoint, stored encrypted in OAuthToken with their expiry, refreshed ahead of expiry, and
 // refreshed once at a time per binding, as Nango does for its connections:
 // - in this process, concurrent callers share one refresh (one promise per binding);
-// - across hub processes on one PostgreSQL, the refresh runs in a READ COMMITTED transaction that
-//   holds an advisory lock on the binding and RE-READS the stored token after taking it: a process
-//   that waited finds the token the first one stored and does not call the endpoint again;
+// - across hub processes on one PostgreSQL, the refresh runs in a transaction (READ COMMITTED, as
+//   all the hub's: src/db/database.ts) that holds an advisory lock on the binding and RE-READS the
+//   stored token after taking it: a process that waited finds the token the first one stored and
+//   does not call the endpoint again;
 // - on the embedded PGlite (one process, one connection) no transaction is held open across the
 //   HTTP call, which would stall every other query of the hub; the in-process single flight is
 //   all the serialisation there is to do.
@@ -190,9 +191,7 @@ export class OAuth2Tokens {
           await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockKey(target.tenantId, target.systemId)})`);
           return this.refreshWith(tx, target, rejected, true);
         },
-        // READ COMMITTED whatever the database's default: under REPEATABLE READ the snapshot would be
-        // taken by the statement that waits for the lock, and the token stored meanwhile unseen.
-        { maxWait: 10_000, timeout: lockWaitMs + target.timeoutMs + 10_000, isolationLevel: 'ReadCommitted' },
+        { maxWait: 10_000, timeout: lockWaitMs + target.timeoutMs + 10_000 },
       );
     } catch (error) {
       if (/55P03|lock timeout/i.test(String((error as Error)?.message ?? ''))) {
