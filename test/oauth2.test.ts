@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServerResponse } from 'node:http';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCK_CLASS, lockKey } from '../src/invoke/oauth2-tokens.js';
 import { testDatabases } from './helpers/databases.js';
 import { startHubProcess } from './helpers/hub-process.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
@@ -530,6 +532,65 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
         expect(basic).toMatch(/^client-new:/);
         expect(bearerOf(apiCalls('s-rr-cred').at(-1)!)).not.toBe(old);
       }),
+  );
+
+  // A call resolves its target (address and credential) before it asks for a token; the credential
+  // may change in between. The token it then gets belongs to another client: it must not be sent.
+  it.runIf(kind === 'postgres')(
+    'a binding moved to another address and client while a call waited for its token: the call fails with UPSTREAM_AUTH_FAILED and sends nothing',
+    { timeout: 30_000 },
+    async () => {
+      await bindOAuth2('s-moved');
+      // Another process's refresh of this binding holds its lock: the call's refresh waits for it.
+      const holder = new pg.Client({ connectionString: db.url });
+      await holder.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockKey('acme', 's-moved')})`);
+        const stale = invoke('s-moved', { path: '/stale' });
+        const waiting = `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'`;
+        while ((await db.query(waiting)).length === 0) await sleep(20);
+        await ok(BIND, { i: { tenantId: 'acme', systemId: 's-moved', baseUrl: `${api.url}/moved`, credential: oauth2Credential('s-moved', { clientId: 'client-moved' }) } });
+        await holder.query('ROLLBACK');
+
+        const res = await stale;
+        expect(res.body.errors?.[0]?.extensions?.code).toBe('UPSTREAM_AUTH_FAILED');
+        expect(res.body.errors?.[0]?.message).toMatch(/changed during this call; retry/);
+      } finally {
+        await holder.end();
+      }
+      expect(api.requests.filter((r) => r.url.includes('/stale'))).toHaveLength(0);
+      // The next call goes to the new address with the new client's token.
+      expect((await invoke('s-moved', { path: '/fresh' })).body.data?.invoke?.status).toBe(200);
+      const fresh = api.requests.filter((r) => r.url.includes('/fresh'));
+      expect(fresh.map((r) => r.url)).toEqual(['/moved/s-moved/fresh']);
+      expect(tokenCalls('s-moved')).toHaveLength(1);
+      expect(Buffer.from(String(tokenCalls('s-moved')[0]!.headers.authorization).replace(/^Basic /, ''), 'base64').toString()).toMatch(/^client-moved:/);
+    },
+  );
+
+  // On PGlite no lock is held across the token request: a credential change goes through at once,
+  // and a call made after it must not join the refresh of the old client.
+  it.runIf(kind === 'pglite')(
+    'a call after a credential change does not take the token a refresh of the old client was still getting',
+    { timeout: 30_000 },
+    async () => {
+      let answer!: () => void;
+      await bindOAuth2('s-join', { script: { mode: 'ok', until: new Promise<void>((resolve) => (answer = resolve)) } });
+      const before = invoke('s-join', { path: '/before' });
+      while (tokenCalls('s-join').length === 0) await sleep(20);
+      await ok(SET, { s: 's-join', c: oauth2Credential('s-join', { clientId: 'client-joined' }) });
+      const after = invoke('s-join', { path: '/after' });
+      await sleep(100); // the second call is waiting for the running refresh
+      answer();
+
+      const [b, a] = await Promise.all([before, after]);
+      expect([b.body.data?.invoke?.status, a.body.data?.invoke?.status]).toEqual([200, 200]);
+      const clients = tokenCalls('s-join').map((r) => Buffer.from(String(r.headers.authorization).replace(/^Basic /, ''), 'base64').toString().split(':')[0]);
+      expect(clients).toEqual(['client-s-join', 'client-joined']);
+      const bearerAt = (p: string) => bearerOf(api.requests.find((r) => r.url === `/s-join${p}`)!);
+      expect(bearerAt('/after')).not.toBe(bearerAt('/before'));
+    },
   );
 
   it('rotateEncryptionKey re-encrypts stored access tokens (still used without a token request) and stored idempotent answers', async () => {

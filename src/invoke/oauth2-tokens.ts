@@ -82,9 +82,9 @@ const REJECTED_RENEWAL_PAUSE_MS = 5_000;
 /** expires_in outside this range (seconds) is an invalid answer: 0 would mean a refresh per call. */
 const EXPIRES_IN_RANGE = { min: 1, max: 10 * 365 * 24 * 3600 };
 
-// pg_advisory_xact_lock(class, key): the class keeps these locks apart from the hub's other ones.
-const LOCK_CLASS = 72_470_010;
-const lockKey = (tenantId: string, systemId: string) => createHash('sha256').update(bindingKey(tenantId, systemId)).digest().readInt32BE(0);
+// pg_advisory_xact_lock(class, key): the class keeps these locks apart from the hub's other ones. Exported for a test.
+export const LOCK_CLASS = 72_470_010;
+export const lockKey = (tenantId: string, systemId: string) => createHash('sha256').update(bindingKey(tenantId, systemId)).digest().readInt32BE(0);
 
 export class OAuth2Tokens {
   private readonly states = new Map<string, TokenState>();
@@ -145,7 +145,14 @@ export class OAuth2Tokens {
         return bearer(opts.rejected);
       }
     }
-    const state = await this.obtain(key, target, opts.rejected, began);
+    let state = await this.obtain(key, target, opts.rejected, began);
+    // A token belongs to one credential: never one of another client, nor one for another address.
+    // Joined a refresh that began before the credential changed: once more, with what is stored now.
+    if (state.version !== target.version) state = await this.obtain(key, target, opts.rejected, began);
+    // Still another credential: this call's target was resolved before the change.
+    if (state.version !== target.version) {
+      throw new HubError('UPSTREAM_AUTH_FAILED', `The credential of system "${target.systemId}" for tenant "${target.tenantId}" changed during this call; retry.`);
+    }
     const now = Date.now();
     if (opts.rejected && state.token && state.token !== opts.rejected) this.renewedOnRejection.set(key, { token: state.token, at: now });
     // A token refreshed during this call is taken even if it equals the rejected one (some
