@@ -16,15 +16,19 @@ export async function rotateCredentials(prisma: Prisma, box: SecretBox): Promise
       where: { credentialCiphertext: { not: null }, NOT: { credentialKeyId: box.keyId } },
       select: { tenantId: true, systemId: true, credentialCiphertext: true, credentialKeyId: true },
     });
+    // Each row is written back only if it still holds what was read: a credential set meanwhile
+    // (sealed with the current key already) must not be replaced by the old one re-sealed.
+    let rotated = 0;
     for (const b of stale) {
       const owner = bindingOwner(b.tenantId, b.systemId);
       // All or nothing: one credential that cannot be opened aborts the whole rotation.
       const plain = box.open({ keyId: b.credentialKeyId ?? '', ciphertext: b.credentialCiphertext! }, owner);
       const sealed = box.seal(plain, owner);
-      await tx.binding.update({
-        where: { tenantId_systemId: { tenantId: b.tenantId, systemId: b.systemId } },
+      const { count } = await tx.binding.updateMany({
+        where: { tenantId: b.tenantId, systemId: b.systemId, credentialCiphertext: b.credentialCiphertext },
         data: { credentialCiphertext: sealed.ciphertext, credentialKeyId: sealed.keyId },
       });
+      rotated += count;
     }
     // OAuth2 access tokens follow; one that cannot be opened is only a cache: dropped, obtained anew.
     const tokens = await tx.oAuthToken.findMany({
@@ -32,10 +36,10 @@ export async function rotateCredentials(prisma: Prisma, box: SecretBox): Promise
       select: { tenantId: true, systemId: true, ciphertext: true, keyId: true },
     });
     for (const t of tokens) {
-      const where = { tenantId_systemId: { tenantId: t.tenantId, systemId: t.systemId } };
+      const where = { tenantId: t.tenantId, systemId: t.systemId, ciphertext: t.ciphertext };
       const sealed = reseal(box, t, accessTokenOwner(t.tenantId, t.systemId));
-      if (sealed) await tx.oAuthToken.update({ where, data: sealed });
-      else await tx.oAuthToken.delete({ where });
+      if (sealed) await tx.oAuthToken.updateMany({ where, data: sealed });
+      else await tx.oAuthToken.deleteMany({ where });
     }
     // Stored idempotent answers too (unexpired ones). One that cannot be opened is left as it is:
     // its call did happen, so a repeat must be refused, never run again.
@@ -45,9 +49,9 @@ export async function rotateCredentials(prisma: Prisma, box: SecretBox): Promise
     });
     for (const r of answers) {
       const sealed = reseal(box, r, idempotencyOwner(r.callerId, r.key));
-      if (sealed) await tx.idempotencyRecord.update({ where: { callerId_key: { callerId: r.callerId, key: r.key } }, data: sealed });
+      if (sealed) await tx.idempotencyRecord.updateMany({ where: { callerId: r.callerId, key: r.key, ciphertext: r.ciphertext }, data: sealed });
     }
-    return { rotated: stale.length, keyId: box.keyId };
+    return { rotated, keyId: box.keyId };
   }, { timeout: 120_000 });
 }
 

@@ -4,6 +4,7 @@
 // inputs and a tampered ciphertext; then every response body, every log line and every row of every
 // table is searched for every secret. Then key rotation across restarts, and tampered ciphertexts.
 import { createHash, randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from '../helpers/databases.js';
 import { createCallerWithGrant, INVOKE_MUTATION, INVOKE_QUERY } from '../helpers/seed.js';
@@ -442,4 +443,53 @@ describe.each(testDatabases())('encryption key rotation on %s', (kind) => {
       await up.close();
     }
   }, 180_000);
+});
+
+// The rotation reads every sealed row, then writes each one back re-sealed. A credential changed
+// in between must survive: written back blindly, the old secret would return (to a new address).
+describe.runIf(testDatabases().includes('postgres'))('encryption key rotation on postgres, a credential changed meanwhile', () => {
+  it('keeps the credential set while the rotation ran', async () => {
+    const K1 = randomBytes(32).toString('base64');
+    const K2 = randomBytes(32).toString('base64');
+    const up = await startCanary();
+    const db = await createTestDatabase('postgres');
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    const hubs: TestHub[] = [];
+    try {
+      const first = await startTestHub('postgres', { db, env: { HUB_ENCRYPTION_KEY: K1 } });
+      hubs.push(first);
+      await first.admin(`mutation { createTenant(input: { id: "rt", name: "RT" }) { id } }`);
+      await first.admin(`mutation { createSystem(input: { id: "r-b", name: "B", mode: EXCLUSIVE }) { id } }`);
+      await first.admin(`mutation { bindSystem(input: { tenantId: "rt", systemId: "r-b", baseUrl: "${up.url}/b", credential: { kind: BEARER, token: "rot-old-SECRET" } }) { baseUrl } }`);
+      const callerKey = await createCallerWithGrant(first, { id: 'rot-caller', tenantId: 'rt', grants: [{ tenantId: 'rt' }] });
+      await first.close();
+      const second = await startTestHub('postgres', { db, env: { HUB_ENCRYPTION_KEY: K2, HUB_ENCRYPTION_PREVIOUS_KEYS: K1 } });
+      hubs.push(second);
+
+      // The binding's row is held, so that the change waits first and the rotation's write after it.
+      const waiters = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`))[0]!.n;
+      const until = async (n: number) => {
+        while ((await waiters()) < n) await new Promise((r) => setTimeout(r, 20));
+      };
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM "Binding" WHERE "tenantId" = 'rt' AND "systemId" = 'r-b' FOR UPDATE`);
+      const changed = second.admin(`mutation { setCredential(tenantId: "rt", systemId: "r-b", credential: { kind: BEARER, token: "rot-new-SECRET" }) { credential { kind } } }`);
+      await until(1);
+      const rotated = second.admin(`mutation { rotateEncryptionKey { rotated keyId } }`);
+      await until(2);
+      await holder.query('ROLLBACK');
+      await changed;
+      await rotated;
+
+      const res = await second.gql(INVOKE_QUERY, { t: 'rt', s: 'r-b', p: { path: '/after' } }, { key: callerKey });
+      expect(res.body.errors).toBeUndefined();
+      expect(up.requests.at(-1)!.headers.authorization).toBe('Bearer rot-new-SECRET');
+    } finally {
+      await holder.end();
+      for (const h of hubs) await h.close().catch(() => {});
+      await db.drop();
+      await up.close();
+    }
+  }, 60_000);
 });
