@@ -1,8 +1,10 @@
 // The registry as an admin uses it: tenants, systems, bindings, callers, keys and grants, their
 // validation (BAD_USER_INPUT naming the field), NOT_FOUND, all-or-nothing writes and pagination.
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from './helpers/databases.js';
 import { expectData, expectError, registrySnapshot, rowCounts } from './helpers/registry-snapshot.js';
+import { createTestDatabase } from './helpers/test-database.js';
 import { startTestHub, type GqlResponse, type TestHub } from './helpers/test-hub.js';
 
 const TENANT_FIELDS = `id name disabled createdAt bindings { system { id } baseUrl }`;
@@ -607,5 +609,42 @@ describe.each(testDatabases())('registry on %s', (kind) => {
       for (const first of [0, 1000]) expectError(await phub.gql(`query($first: Int) { invocations(first: $first) { totalCount } }`, { first }), 'BAD_USER_INPUT', { message: /first/ });
       expectError(await phub.gql(`{ invocations(first: 3, after: "not a cursor!") { totalCount } }`), 'BAD_USER_INPUT');
     });
+  });
+});
+
+// updateSystem counts the bindings without an address of their own before it makes a system
+// EXCLUSIVE; bindSystem reads the system's mode before it adds one. Run together, each must see
+// the other's outcome: a binding added meanwhile is counted, or the system it reads is EXCLUSIVE.
+describe.runIf(testDatabases().includes('postgres'))('a binding without an address and a switch to EXCLUSIVE at once', () => {
+  it('the switch is refused: no EXCLUSIVE system is left with a binding that has no address', { timeout: 60_000 }, async () => {
+    const db = await createTestDatabase('postgres');
+    const hub = await startTestHub('postgres', { db });
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await hub.admin(`mutation { createTenant(input: { id: "t-race", name: "T" }) { id } }`);
+      await hub.admin(`mutation { createSystem(input: { id: "s-race", name: "S", mode: SHARED, sharedBaseUrl: "http://127.0.0.1:9/shared" }) { id } }`);
+      const waiters = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`))[0]!.n;
+      // The binding's insert waits behind a lock on the table, after the bind has read the system.
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE "Binding" IN SHARE ROW EXCLUSIVE MODE');
+      const bound = hub.gql(`mutation { bindSystem(input: { tenantId: "t-race", systemId: "s-race" }) { baseUrl } }`);
+      while ((await waiters()) < 1) await new Promise((r) => setTimeout(r, 20));
+      let settled = false;
+      const switched = hub.gql(`mutation { updateSystem(id: "s-race", input: { mode: EXCLUSIVE, sharedBaseUrl: null }) { mode } }`).finally(() => (settled = true));
+      while (!settled && (await waiters()) < 2) await new Promise((r) => setTimeout(r, 20));
+      await holder.query('ROLLBACK');
+
+      expect((await bound).body.errors).toBeUndefined();
+      expect((await switched).body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+      const rows = await db.query<{ mode: string; orphans: number }>(
+        `SELECT s."mode"::text AS mode, (SELECT count(*)::int FROM "Binding" b WHERE b."systemId" = s."id" AND b."baseUrl" IS NULL) AS orphans FROM "System" s WHERE s."id" = 's-race'`,
+      );
+      expect(rows).toEqual([{ mode: 'SHARED', orphans: 1 }]);
+    } finally {
+      await holder.end();
+      await hub.close();
+      await db.drop();
+    }
   });
 });

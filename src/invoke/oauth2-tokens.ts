@@ -82,7 +82,8 @@ const REJECTED_RENEWAL_PAUSE_MS = 5_000;
 /** expires_in outside this range (seconds) is an invalid answer: 0 would mean a refresh per call. */
 const EXPIRES_IN_RANGE = { min: 1, max: 10 * 365 * 24 * 3600 };
 
-// pg_advisory_xact_lock(class, key): the class keeps these locks apart from the hub's other ones. Exported for a test.
+// pg_advisory_xact_lock(class, key): the class keeps these locks apart from the hub's other ones.
+// Exported for a test.
 export const LOCK_CLASS = 72_470_010;
 export const lockKey = (tenantId: string, systemId: string) => createHash('sha256').update(bindingKey(tenantId, systemId)).digest().readInt32BE(0);
 

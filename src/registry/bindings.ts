@@ -26,6 +26,8 @@ export async function bindSystem(prisma: Prisma, box: SecretBox, input: BindSyst
   // Validate and seal before the transaction: nothing is written when the input is bad.
   const credential = sealCredential(box, bindingOwner(tenantId, systemId), input.credential);
   return prisma.$transaction(async (tx) => {
+    // The system's mode holds until this binding is stored (updateSystem locks the row to change it).
+    await tx.$executeRaw`SELECT 1 FROM "System" WHERE "id" = ${systemId} FOR SHARE`;
     const [tenant, system] = await Promise.all([
       tx.tenant.findUnique({ where: { id: tenantId }, select: { id: true } }),
       tx.system.findUnique({ where: { id: systemId } }),

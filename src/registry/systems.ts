@@ -61,6 +61,9 @@ export async function createSystem(prisma: Prisma, input: CreateSystem): Promise
 export async function updateSystem(prisma: Prisma, id: string, input: SystemFields): Promise<System> {
   const data = systemData(input);
   return prisma.$transaction(async (tx) => {
+    // The system's row, locked first: a bindSystem reading the mode (FOR SHARE) either finished,
+    // and its binding is counted below, or waits and then reads the new mode.
+    await tx.$executeRaw`SELECT 1 FROM "System" WHERE "id" = ${id} FOR UPDATE`;
     const current = await tx.system.findUnique({ where: { id } });
     if (!current) throw notFound(`System "${id}" does not exist.`);
     const mode = (data.mode as SystemMode | undefined) ?? current.mode;
