@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from './helpers/databases.js';
 import { expectData, expectError, registrySnapshot, rowCounts } from './helpers/registry-snapshot.js';
-import { createTestDatabase } from './helpers/test-database.js';
+import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 import { startTestHub, type GqlResponse, type TestHub } from './helpers/test-hub.js';
 
 const TENANT_FIELDS = `id name disabled createdAt bindings { system { id } baseUrl }`;
@@ -612,39 +612,78 @@ describe.each(testDatabases())('registry on %s', (kind) => {
   });
 });
 
-// updateSystem counts the bindings without an address of their own before it makes a system
-// EXCLUSIVE; bindSystem reads the system's mode before it adds one. Run together, each must see
-// the other's outcome: a binding added meanwhile is counted, or the system it reads is EXCLUSIVE.
-describe.runIf(testDatabases().includes('postgres'))('a binding without an address and a switch to EXCLUSIVE at once', () => {
-  it('the switch is refused: no EXCLUSIVE system is left with a binding that has no address', { timeout: 60_000 }, async () => {
+// Registry writes check what they depend on, then write: a write of another request in between
+// must not slip past the check (src/registry/row-locks.ts). Each test holds the first write's
+// insert behind a table lock, after its check, and starts the second meanwhile.
+describe.runIf(testDatabases().includes('postgres'))('registry writes that race on PostgreSQL', () => {
+  type Outcome = 'ok' | string;
+  /**
+   * A fresh database and hub, set up with `setup`; `first` runs until its insert into `table`
+   * waits, `second` until it waits too or settles; then the table is released.
+   */
+  async function race(setup: string[], table: string, first: string, second: string, check: (db: TestDatabase) => Promise<void>): Promise<[Outcome, Outcome]> {
     const db = await createTestDatabase('postgres');
     const hub = await startTestHub('postgres', { db });
     const holder = new pg.Client({ connectionString: db.url });
     await holder.connect();
     try {
-      await hub.admin(`mutation { createTenant(input: { id: "t-race", name: "T" }) { id } }`);
-      await hub.admin(`mutation { createSystem(input: { id: "s-race", name: "S", mode: SHARED, sharedBaseUrl: "http://127.0.0.1:9/shared" }) { id } }`);
+      for (const q of setup) await hub.admin(q);
       const waiters = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`))[0]!.n;
-      // The binding's insert waits behind a lock on the table, after the bind has read the system.
       await holder.query('BEGIN');
-      await holder.query('LOCK TABLE "Binding" IN SHARE ROW EXCLUSIVE MODE');
-      const bound = hub.gql(`mutation { bindSystem(input: { tenantId: "t-race", systemId: "s-race" }) { baseUrl } }`);
+      await holder.query(`LOCK TABLE "${table}" IN SHARE ROW EXCLUSIVE MODE`);
+      const one = hub.gql(first);
       while ((await waiters()) < 1) await new Promise((r) => setTimeout(r, 20));
       let settled = false;
-      const switched = hub.gql(`mutation { updateSystem(id: "s-race", input: { mode: EXCLUSIVE, sharedBaseUrl: null }) { mode } }`).finally(() => (settled = true));
+      const two = hub.gql(second).finally(() => (settled = true));
       while (!settled && (await waiters()) < 2) await new Promise((r) => setTimeout(r, 20));
       await holder.query('ROLLBACK');
-
-      expect((await bound).body.errors).toBeUndefined();
-      expect((await switched).body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
-      const rows = await db.query<{ mode: string; orphans: number }>(
-        `SELECT s."mode"::text AS mode, (SELECT count(*)::int FROM "Binding" b WHERE b."systemId" = s."id" AND b."baseUrl" IS NULL) AS orphans FROM "System" s WHERE s."id" = 's-race'`,
-      );
-      expect(rows).toEqual([{ mode: 'SHARED', orphans: 1 }]);
+      const results = await Promise.all([one, two]);
+      await check(db);
+      return results.map((r) => r.body.errors?.[0]?.extensions?.code ?? 'ok') as [Outcome, Outcome];
     } finally {
       await holder.end();
       await hub.close();
       await db.drop();
     }
+  }
+
+  it('a binding without an address and a switch to EXCLUSIVE: the switch is refused', { timeout: 60_000 }, async () => {
+    const outcome = await race(
+      [`mutation { createTenant(input: { id: "t-race", name: "T" }) { id } }`, `mutation { createSystem(input: { id: "s-race", name: "S", mode: SHARED, sharedBaseUrl: "http://127.0.0.1:9/shared" }) { id } }`],
+      'Binding',
+      `mutation { bindSystem(input: { tenantId: "t-race", systemId: "s-race" }) { baseUrl } }`,
+      `mutation { updateSystem(id: "s-race", input: { mode: EXCLUSIVE, sharedBaseUrl: null }) { mode } }`,
+      async (db) => {
+        const rows = await db.query(`SELECT s."mode"::text AS mode, (SELECT count(*)::int FROM "Binding" b WHERE b."systemId" = s."id" AND b."baseUrl" IS NULL) AS orphans FROM "System" s`);
+        expect(rows).toEqual([{ mode: 'SHARED', orphans: 1 }]);
+      },
+    );
+    expect(outcome).toEqual(['ok', 'BAD_USER_INPUT']);
+  });
+
+  it('a grant given while its caller is deleted: both succeed, and the grant goes with the caller', { timeout: 60_000 }, async () => {
+    const outcome = await race(
+      [`mutation { createTenant(input: { id: "t-fk", name: "T" }) { id } }`, `mutation { createCaller(input: { id: "c-fk", name: "C" }) { apiKey } }`],
+      'Grant',
+      `mutation { grant(input: { callerId: "c-fk", tenantId: "t-fk" }) { id } }`,
+      `mutation { deleteCaller(id: "c-fk") }`,
+      async (db) => {
+        expect(await db.query(`SELECT "id" FROM "Caller" WHERE "id" = 'c-fk' UNION ALL SELECT "id" FROM "Grant"`)).toEqual([]);
+      },
+    );
+    expect(outcome).toEqual(['ok', 'ok']);
+  });
+
+  it('a caller created for a tenant being deleted: the delete is refused, as while callers belong to it', { timeout: 60_000 }, async () => {
+    const outcome = await race(
+      [`mutation { createTenant(input: { id: "t-del", name: "T" }) { id } }`],
+      'Caller',
+      `mutation { createCaller(input: { id: "c-del", name: "C", tenantId: "t-del" }) { apiKey } }`,
+      `mutation { deleteTenant(id: "t-del") }`,
+      async (db) => {
+        expect(await db.query(`SELECT "id", "tenantId" FROM "Caller" WHERE "id" = 'c-del'`)).toEqual([{ id: 'c-del', tenantId: 't-del' }]);
+      },
+    );
+    expect(outcome).toEqual(['ok', 'BAD_USER_INPUT']);
   });
 });

@@ -5,6 +5,7 @@ import type { Binding, System } from '../generated/prisma/client.js';
 import type { SecretBox } from '../secrets/secret-box.js';
 import { bindingOwner, sealCredential, type CredentialInput } from './credentials.js';
 import { translatePrismaError } from './prisma-errors.js';
+import { existsKept, existsUnchanged } from './row-locks.js';
 import { checkBaseUrl } from './validate.js';
 
 export interface BindSystem {
@@ -26,12 +27,9 @@ export async function bindSystem(prisma: Prisma, box: SecretBox, input: BindSyst
   // Validate and seal before the transaction: nothing is written when the input is bad.
   const credential = sealCredential(box, bindingOwner(tenantId, systemId), input.credential);
   return prisma.$transaction(async (tx) => {
-    // The system's mode holds until this binding is stored (updateSystem locks the row to change it).
-    await tx.$executeRaw`SELECT 1 FROM "System" WHERE "id" = ${systemId} FOR SHARE`;
-    const [tenant, system] = await Promise.all([
-      tx.tenant.findUnique({ where: { id: tenantId }, select: { id: true } }),
-      tx.system.findUnique({ where: { id: systemId } }),
-    ]);
+    // The tenant stays, and the system's mode holds, until this binding is stored.
+    const [tenant] = await Promise.all([existsKept(tx, 'Tenant', tenantId), existsUnchanged(tx, 'System', systemId)]);
+    const system = await tx.system.findUnique({ where: { id: systemId } });
     if (!tenant) throw notFound(`Tenant "${tenantId}" does not exist.`);
     if (!system) throw notFound(`System "${systemId}" does not exist.`);
     if (system.mode === 'EXCLUSIVE' && !baseUrl) throw badInput(`System "${systemId}" is EXCLUSIVE: the binding needs the tenant's own baseUrl.`);

@@ -6,6 +6,7 @@ import { badInput, notFound } from '../errors.js';
 import type { ApiKey, Caller, Grant } from '../generated/prisma/client.js';
 import type { HttpMethod, Role } from '../generated/prisma/enums.js';
 import { translatePrismaError } from './prisma-errors.js';
+import { existsKept } from './row-locks.js';
 import { checkId, checkIntRange, checkName, checkPlainPath } from './validate.js';
 
 export interface CreateCaller {
@@ -37,7 +38,7 @@ export async function createCaller(prisma: Prisma, input: CreateCaller): Promise
   const quotaPerMinute = input.quotaPerMinute == null ? null : checkQuota(input.quotaPerMinute);
   const key = newApiKey();
   return prisma.$transaction(async (tx) => {
-    if (input.tenantId != null && !(await tx.tenant.findUnique({ where: { id: input.tenantId }, select: { id: true } }))) {
+    if (input.tenantId != null && !(await existsKept(tx, 'Tenant', input.tenantId))) {
       throw notFound(`Tenant "${input.tenantId}" does not exist.`);
     }
     const caller = await tx.caller
@@ -94,9 +95,9 @@ export async function grant(prisma: Prisma, input: GrantInput): Promise<Grant> {
   const expiresAt = checkExpiry(input.expiresAt);
   return prisma.$transaction(async (tx) => {
     const [caller, tenant, system] = await Promise.all([
-      tx.caller.findUnique({ where: { id: input.callerId }, select: { id: true } }),
-      tx.tenant.findUnique({ where: { id: input.tenantId }, select: { id: true } }),
-      input.systemId == null ? Promise.resolve({ id: '' }) : tx.system.findUnique({ where: { id: input.systemId }, select: { id: true } }),
+      existsKept(tx, 'Caller', input.callerId),
+      existsKept(tx, 'Tenant', input.tenantId),
+      input.systemId == null ? true : existsKept(tx, 'System', input.systemId),
     ]);
     if (!caller) throw notFound(`Caller "${input.callerId}" does not exist.`);
     if (!tenant) throw notFound(`Tenant "${input.tenantId}" does not exist.`);

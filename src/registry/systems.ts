@@ -5,6 +5,7 @@ import type { System } from '../generated/prisma/client.js';
 import type { SystemMode } from '../generated/prisma/enums.js';
 import { isReservedHeader } from '../invoke/header-rules.js';
 import { translatePrismaError } from './prisma-errors.js';
+import { lockForWrite } from './row-locks.js';
 import { checkBaseUrl, checkHeaderName, checkId, checkIntRange, checkName, checkPlainPath } from './validate.js';
 
 export const TIMEOUT_MS = { default: 10_000, min: 1, max: 300_000 };
@@ -61,9 +62,9 @@ export async function createSystem(prisma: Prisma, input: CreateSystem): Promise
 export async function updateSystem(prisma: Prisma, id: string, input: SystemFields): Promise<System> {
   const data = systemData(input);
   return prisma.$transaction(async (tx) => {
-    // The system's row, locked first: a bindSystem reading the mode (FOR SHARE) either finished,
-    // and its binding is counted below, or waits and then reads the new mode.
-    await tx.$executeRaw`SELECT 1 FROM "System" WHERE "id" = ${id} FOR UPDATE`;
+    // Locked first: a bindSystem reading the mode either finished, and its binding is counted
+    // below, or waits and then reads the new mode.
+    await lockForWrite(tx, 'System', id);
     const current = await tx.system.findUnique({ where: { id } });
     if (!current) throw notFound(`System "${id}" does not exist.`);
     const mode = (data.mode as SystemMode | undefined) ?? current.mode;

@@ -3,6 +3,7 @@ import type { Prisma } from '../db/database.js';
 import { badInput, notFound } from '../errors.js';
 import type { Tenant } from '../generated/prisma/client.js';
 import { translatePrismaError } from './prisma-errors.js';
+import { lockForWrite } from './row-locks.js';
 import { checkId, checkName } from './validate.js';
 
 export interface CreateTenant {
@@ -29,6 +30,9 @@ export async function updateTenant(prisma: Prisma, id: string, input: UpdateTena
 /** Removes the tenant with its bindings and the grants on it. Refused while callers belong to it. */
 export async function deleteTenant(prisma: Prisma, id: string): Promise<boolean> {
   return prisma.$transaction(async (tx) => {
+    // Locked first: a caller being created for this tenant is committed and counted, or waits and
+    // then finds no tenant.
+    await lockForWrite(tx, 'Tenant', id);
     const tenant = await tx.tenant.findUnique({ where: { id }, select: { id: true, _count: { select: { callers: true } } } });
     if (!tenant) throw notFound(`Tenant "${id}" does not exist.`);
     if (tenant._count.callers > 0) {
