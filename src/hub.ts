@@ -63,11 +63,14 @@ export async function startHub(config: HubConfig, opts: HubOptions = {}): Promis
   try {
     await db.migrate();
     migrated = true;
-    const generatedAdminKey = await bootstrapAdmin(db.prisma, config.adminKey, log.child('access'));
+    const admin = await bootstrapAdmin(db.prisma, config.adminKey, log.child('access'));
+    const generatedAdminKey = admin.generatedKey;
     const box = new SecretBox(key, config.previousEncryptionKeys);
     const cache = new RegistryCache(config.cache);
     if (db.kind === 'postgres') {
       changeFeed = await PostgresChangeFeed.start({ url: config.databaseUrl!, prisma: db.prisma, log: log.child('registry'), onChange: () => cache.invalidate() });
+      // A replaced HUB_ADMIN_KEY: the other processes must stop accepting the old one now.
+      if (admin.changed) await changeFeed.publish().catch((error: unknown) => log.warn('could not announce the new admin key to other hub processes', { error }));
     }
     // Every SQL statement counts, Prisma's and the audit writers' (metrics reads the audit log, so comes after it).
     const countStatement = () => metrics.dbQueries.inc();

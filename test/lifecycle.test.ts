@@ -394,6 +394,28 @@ describe.runIf(testDatabases().includes('postgres'))('first start on PostgreSQL'
   });
 });
 
+describe.runIf(testDatabases().includes('postgres'))('a changed HUB_ADMIN_KEY on PostgreSQL', () => {
+  it('the old key stops working on every hub process as soon as one starts with the new key', { timeout: 120_000 }, async () => {
+    const db = await createTestDatabase('postgres');
+    const [k1, k2] = [`admin-one-${randomBytes(16).toString('hex')}`, `admin-two-${randomBytes(16).toString('hex')}`];
+    // A cache that keeps what it read for ten minutes: only the announcement can drop it.
+    const env = { HUB_CACHE_TTL_MS: '600000', HUB_ENCRYPTION_KEY: randomBytes(32).toString('base64') };
+    const hubs: TestHub[] = [];
+    try {
+      const other = await startTestHub('postgres', { db, env: { ...env, HUB_ADMIN_KEY: k1 } });
+      hubs.push(other);
+      const role = async (key: string) => (await other.gql(`{ viewer { role } }`, undefined, { key })).body.data?.viewer?.role ?? 'refused';
+      expect(await role(k1)).toBe('ADMIN');
+      hubs.push(await startTestHub('postgres', { db, env: { ...env, HUB_ADMIN_KEY: k2 } }));
+      expect(await eventually(async () => (await role(k1)) === 'refused', 5_000)).toBe(true);
+      expect(await role(k2)).toBe('ADMIN');
+    } finally {
+      for (const h of hubs) await h.close();
+      await db.drop();
+    }
+  });
+});
+
 describe('embedded database', () => {
   it('refuses a second hub on the same data directory; runs with the configured buffer pool', { timeout: 120_000 }, async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-lock-'));
