@@ -11,7 +11,7 @@ import { PgliteChainWriter, PostgresChainWriter, type ChainWriter } from '../src
 import { openDatabase, type Database } from '../src/db/database.js';
 import { createLogger } from '../src/log.js';
 import { testDatabases } from './helpers/databases.js';
-import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { createTestDatabase, lockWaiters, type TestDatabase } from './helpers/test-database.js';
 
 const log = createLogger('error', () => {});
 
@@ -151,16 +151,6 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
 });
 
 describe.skipIf(!testDatabases().includes('postgres'))('the PostgreSQL audit writer', () => {
-  /** Resolves with the pid of this database's session that waits for a lock. */
-  const lockWaiter = async (testDb: TestDatabase) => {
-    for (;;) {
-      // Read from outside the holder's transaction, which sees one snapshot of pg_stat_activity.
-      const rows = await testDb.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
-      if (rows.length) return rows[0]!.pid;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-
   /**
    * A fresh database, its writer, and a holder session that has locked the Invocation table in an
    * open transaction; `prepare` runs before the writer connects. Everything is closed afterwards.
@@ -193,7 +183,7 @@ describe.skipIf(!testDatabases().includes('postgres'))('the PostgreSQL audit wri
   it('rolls back a write cancelled while it waits, and its connection serves the next writes', { timeout: 20_000 }, () =>
     withTableLocked(async ({ testDb, writer, holder }) => {
       const cancelled = writer.append([entry('/cancelled')]);
-      await testDb.query('SELECT pg_cancel_backend($1)', [await lockWaiter(testDb)]);
+      await testDb.query('SELECT pg_cancel_backend($1)', [(await lockWaiters(testDb))[0]]);
       await expect(cancelled).rejects.toMatchObject({ code: '57014' });
       await holder.query('ROLLBACK');
 
@@ -209,7 +199,7 @@ describe.skipIf(!testDatabases().includes('postgres'))('the PostgreSQL audit wri
     withTableLocked(
       async ({ testDb, writer, holder }) => {
         const written = writer.append([entry('/after')]);
-        await lockWaiter(testDb);
+        await lockWaiters(testDb);
         const hash = 'a'.repeat(64);
         await holder.query(
           `INSERT INTO "Invocation" ("id", "createdAt", "tenantId", "systemId", "method", "path", "durationMs", "requestId", "prevHash", "hash") VALUES ('first', now(), 't', 's', 'GET', '/first', 1, 'r', $1, $2)`,

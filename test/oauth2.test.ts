@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCK_CLASS, lockKey } from '../src/invoke/oauth2-tokens.js';
 import { testDatabases } from './helpers/databases.js';
 import { startHubProcess } from './helpers/hub-process.js';
-import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { createTestDatabase, lockWaiters, type TestDatabase } from './helpers/test-database.js';
 import { startTestHub, type GqlResponse, type TestHub } from './helpers/test-hub.js';
 import { startUpstream, type RecordedRequest, type Upstream } from './helpers/upstream.js';
 
@@ -456,7 +456,7 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
   async function withRepeatableRead(
     systemId: string,
     hubCount: number,
-    run: (t: { hubs: TestHub[]; rrDb: TestDatabase; answer: () => void; waitingFor: (event: string) => Promise<void> }) => Promise<void>,
+    run: (t: { hubs: TestHub[]; rrDb: TestDatabase; answer: () => void }) => Promise<void>,
   ) {
     const rrDb = await createTestDatabase(kind);
     await rrDb.query(`ALTER DATABASE "${new URL(rrDb.url!).pathname.slice(1)}" SET default_transaction_isolation = 'repeatable read'`);
@@ -473,12 +473,7 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
       await must(`mutation($i: CreateSystemInput!) { createSystem(input: $i) { id } }`, { i: { id: systemId, name: systemId, mode: 'EXCLUSIVE' } });
       await must(BIND, { i: { tenantId: 'acme', systemId, baseUrl: api.url, credential: oauth2Credential(systemId) } });
       scripts.set(systemId, { mode: 'ok', until: new Promise<void>((resolve) => (answer = resolve)) });
-      /** until a session of this database waits for a lock (pg_stat_activity's wait_event) */
-      const waitingFor = async (event: string) => {
-        const sql = `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = $1`;
-        while ((await rrDb.query(sql, [event])).length === 0) await sleep(20);
-      };
-      await run({ hubs, rrDb, answer: () => answer(), waitingFor });
+      await run({ hubs, rrDb, answer: () => answer() });
     } finally {
       answer?.();
       for (const h of hubs) {
@@ -494,13 +489,13 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
     'two hubs on a database whose default isolation is REPEATABLE READ: the one that waited for the lock uses the token the other stored',
     { timeout: 60_000 },
     () =>
-      withRepeatableRead('s-rr', 2, async ({ hubs: [first, second], answer, waitingFor }) => {
+      withRepeatableRead('s-rr', 2, async ({ hubs: [first, second], rrDb, answer }) => {
         // The first hub asks for a token and holds the binding's lock until the endpoint answers;
         // the second waits for the lock meanwhile.
         const one = invoke('s-rr', { path: '/rr-1' }, first);
         while (tokenCalls('s-rr').length === 0) await sleep(20);
         const two = invoke('s-rr', { path: '/rr-2' }, second);
-        await waitingFor('advisory');
+        await lockWaiters(rrDb, { event: 'advisory' });
         answer();
 
         const results = await Promise.all([one, two]);
@@ -514,13 +509,13 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
     'a credential changed during a token request on a REPEATABLE READ database: the token of the old client is never used again',
     { timeout: 60_000 },
     () =>
-      withRepeatableRead('s-rr-cred', 1, async ({ hubs: [only], answer, waitingFor }) => {
+      withRepeatableRead('s-rr-cred', 1, async ({ hubs: [only], rrDb, answer }) => {
         // The refresh holds the binding's row (FOR SHARE) until the endpoint answers; the credential
         // change waits for it, and must then delete the token that refresh stored.
         const one = invoke('s-rr-cred', { path: '/before' }, only);
         while (tokenCalls('s-rr-cred').length === 0) await sleep(20);
         const changed = gql(SET, { s: 's-rr-cred', c: oauth2Credential('s-rr-cred', { clientId: 'client-new' }) }, only);
-        await waitingFor('transactionid');
+        await lockWaiters(rrDb, { event: 'transactionid' });
         answer();
         expect((await one).body.data?.invoke?.status).toBe(200);
         expect((await changed).body.errors).toBeUndefined();
@@ -548,8 +543,7 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
         await holder.query('BEGIN');
         await holder.query(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockKey('acme', 's-moved')})`);
         const stale = invoke('s-moved', { path: '/stale' });
-        const waiting = `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'`;
-        while ((await db.query(waiting)).length === 0) await sleep(20);
+        await lockWaiters(db, { event: 'advisory' });
         await ok(BIND, { i: { tenantId: 'acme', systemId: 's-moved', baseUrl: `${api.url}/moved`, credential: oauth2Credential('s-moved', { clientId: 'client-moved' }) } });
         await holder.query('ROLLBACK');
 

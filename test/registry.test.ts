@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from './helpers/databases.js';
 import { expectData, expectError, registrySnapshot, rowCounts } from './helpers/registry-snapshot.js';
-import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
+import { createTestDatabase, lockWaiters, type TestDatabase } from './helpers/test-database.js';
 import { startTestHub, type GqlResponse, type TestHub } from './helpers/test-hub.js';
 
 const TENANT_FIELDS = `id name disabled createdAt bindings { system { id } baseUrl }`;
@@ -628,14 +628,13 @@ describe.runIf(testDatabases().includes('postgres'))('registry writes that race 
     await holder.connect();
     try {
       for (const q of setup) await hub.admin(q);
-      const waiters = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`))[0]!.n;
       await holder.query('BEGIN');
       await holder.query(`LOCK TABLE "${table}" IN SHARE ROW EXCLUSIVE MODE`);
       const one = hub.gql(first);
-      while ((await waiters()) < 1) await new Promise((r) => setTimeout(r, 20));
+      await lockWaiters(db);
       let settled = false;
       const two = hub.gql(second).finally(() => (settled = true));
-      while (!settled && (await waiters()) < 2) await new Promise((r) => setTimeout(r, 20));
+      await lockWaiters(db, { count: 2, settled: () => settled });
       await holder.query('ROLLBACK');
       const results = await Promise.all([one, two]);
       await check(db);

@@ -56,3 +56,18 @@ export async function createTestDatabase(kind: DbKind, opts: { empty?: boolean }
     },
   };
 }
+
+/**
+ * PostgreSQL: resolves with the pids of this database's sessions that wait for a lock (of one
+ * pg_stat_activity wait_event, such as 'advisory', when given) once there are at least `count`, or
+ * as soon as `settled()` turns true (what was awaited finished without waiting). Read through the
+ * database's own pool, outside any holder's transaction, which would see one snapshot of it.
+ */
+export async function lockWaiters(db: TestDatabase, opts: { count?: number; event?: string; settled?: () => boolean } = {}): Promise<number[]> {
+  const sql = `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'${opts.event ? ' AND wait_event = $1' : ''}`;
+  for (;;) {
+    const rows = await db.query<{ pid: number }>(sql, opts.event ? [opts.event] : []);
+    if (rows.length >= (opts.count ?? 1) || opts.settled?.()) return rows.map((r) => r.pid);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from '../helpers/databases.js';
 import { createCallerWithGrant, INVOKE_MUTATION, INVOKE_QUERY } from '../helpers/seed.js';
 import { startCanary, type Canary } from '../helpers/security-canary.js';
-import { createTestDatabase } from '../helpers/test-database.js';
+import { createTestDatabase, lockWaiters } from '../helpers/test-database.js';
 import { startTestHub, type GqlResponse, type TestHub } from '../helpers/test-hub.js';
 
 const BEARER = 'sk_live_51BEARERsecretQ7x';
@@ -468,16 +468,12 @@ describe.runIf(testDatabases().includes('postgres'))('encryption key rotation on
       hubs.push(second);
 
       // The binding's row is held, so that the change waits first and the rotation's write after it.
-      const waiters = async () => (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`))[0]!.n;
-      const until = async (n: number) => {
-        while ((await waiters()) < n) await new Promise((r) => setTimeout(r, 20));
-      };
       await holder.query('BEGIN');
       await holder.query(`SELECT 1 FROM "Binding" WHERE "tenantId" = 'rt' AND "systemId" = 'r-b' FOR UPDATE`);
       const changed = second.admin(`mutation { setCredential(tenantId: "rt", systemId: "r-b", credential: { kind: BEARER, token: "rot-new-SECRET" }) { credential { kind } } }`);
-      await until(1);
+      await lockWaiters(db);
       const rotated = second.admin(`mutation { rotateEncryptionKey { rotated keyId } }`);
-      await until(2);
+      await lockWaiters(db, { count: 2 });
       await holder.query('ROLLBACK');
       await changed;
       await rotated;
