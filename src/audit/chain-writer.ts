@@ -1,19 +1,20 @@
 // Appending a batch of records to the hash chain: read the newest stored hash, chain the batch
-// onto it, insert it, commit. The batch travels as one JSON text parameter (an array of rows, each
-// an array of columns) and one INSERT ... SELECT unpacks it: serialising it is one native
-// JSON.stringify, where Prisma's createMany compiled a statement of 13 parameters per record and
-// pg's array parameters escaped every value in JavaScript.
+// onto it, insert it, commit. The batch travels in COPY's text format, one line per record, and
+// one COPY ... FROM loads it: the server parses plain tab-separated text, where unpacking one JSON
+// parameter with INSERT ... SELECT cost it ~25% more CPU per row for the same work in the hub
+// (bench/RESULTS.md, 2026-11-27); Prisma's createMany compiled 13 parameters per record.
 // Two writers, one per database, each on the driver itself rather than through Prisma:
 // - PostgreSQL: a small pg pool of its own (the audit write is the only SQL on a warm invoke),
 //   under an advisory lock, so that processes sharing the database extend one chain.
 // - PGlite: the instance itself. PGlite's transaction() holds the lock that every query(), exec()
 //   and transaction() on the instance takes (Prisma's adapter uses those too), so no statement
-//   lands between reading the newest hash and the INSERT; no advisory lock is needed (PGlite has
+//   lands between reading the newest hash and the COPY; no advisory lock is needed (PGlite has
 //   one session anyway). Through Prisma's interactive transaction a write took longer on the
 //   hub's thread and held up the calls waiting behind it (bench/RESULTS.md, 2026-11-26 16:06).
 import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { chainHash, entryFieldsJson, GENESIS, type InvocationEntry } from './chain.js';
+import { copyIn } from '../db/copy-in.js';
+import { chainHash, GENESIS, isoOf, type InvocationEntry } from './chain.js';
 
 const CHAIN_LOCK = 72_470_003;
 
@@ -28,24 +29,27 @@ export interface ChainWriter {
   close(): Promise<void>;
 }
 
+// COPY's text format: a backslash, a tab (the delimiter), a newline or a carriage return in a value
+// is written as a backslash escape; \N is NULL. Caller-chosen text reaches a record already
+// JSON-escaped when it is not printable ASCII (invoke-service's storable), so only its backslashes
+// are common here.
+const COPY_SPECIAL = /[\\\t\n\r]/;
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+const copyText = (s: string) => (COPY_SPECIAL.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : s);
+const copyNullable = (s: string | null) => (s === null ? '\\N' : copyText(s));
+
 /**
- * The batch chained onto prev, as the JSON text INSERT_JSON reads: each row is the record's fields
- * (serialised once: the hash covers that same text) followed by the previous hash and its own.
+ * The batch chained onto prev, as COPY_ROWS reads it: each line is the record's columns followed
+ * by the previous hash and its own (chainHash covers the record's fields as JSON, not this line).
  */
-function chainedRows(prev: string, batch: InvocationEntry[]): string {
-  if (batch.length === 0) return '[]';
-  const rows = batch.map((e) => {
-    const fields = entryFieldsJson(e);
-    const hash = chainHash(prev, e, fields);
-    const row = `${fields.slice(0, -1)},"${prev}","${hash}"]`;
+function chainedLines(prev: string, batch: InvocationEntry[]): string {
+  let text = '';
+  for (const e of batch) {
+    const hash = chainHash(prev, e);
+    text += `${e.id}\t${isoOf(e.createdAt)}\t${copyNullable(e.callerId)}\t${copyText(e.tenantId)}\t${copyText(e.systemId)}\t${e.method}\t${copyText(e.path)}\t${e.status ?? '\\N'}\t${copyNullable(e.code)}\t${e.durationMs}\t${copyText(e.requestId)}\t${prev}\t${hash}\n`;
     prev = hash;
-    return row;
-  });
-  // The brackets go on the first and last rows, not around the joined text: that would be one
-  // more copy of the whole batch, made when the driver measures the parameter.
-  rows[0] = `[${rows[0]}`;
-  rows[rows.length - 1] += ']';
-  return rows.join(',');
+  }
+  return text;
 }
 
 const LAST_HASH = `SELECT "hash" FROM "Invocation" ORDER BY "seq" DESC LIMIT 1`;
@@ -57,13 +61,11 @@ const LAST_HASH = `SELECT "hash" FROM "Invocation" ORDER BY "seq" DESC LIMIT 1`;
  */
 const BEGIN_LOCKED = `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = 30000; SELECT pg_advisory_xact_lock(${CHAIN_LOCK}); ${LAST_HASH}`;
 
-// WITH ORDINALITY keeps the batch's order, so seq follows the chain. ->> yields text (or NULL for
-// a JSON null), cast to each column's type. jsonb, not json: parsed once, where ->> on json
-// scans each row's text again for every column (PGlite: ~25% less time per row).
-const INSERT_JSON = `INSERT INTO "Invocation" ("id", "createdAt", "callerId", "tenantId", "systemId", "method", "path", "status", "code", "durationMs", "requestId", "prevHash", "hash")
-SELECT r->>0, (r->>1)::timestamptz, r->>2, r->>3, r->>4, (r->>5)::"HttpMethod", r->>6, (r->>7)::int, r->>8, (r->>9)::float8, r->>10, r->>11, r->>12
-FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(r, n)
-ORDER BY n`;
+// The lines' order is the rows' order, so seq follows the chain.
+const COLUMNS = `"id", "createdAt", "callerId", "tenantId", "systemId", "method", "path", "status", "code", "durationMs", "requestId", "prevHash", "hash"`;
+const COPY_ROWS = `COPY "Invocation" (${COLUMNS}) FROM STDIN`;
+// PGlite reads COPY data from a file its query() is handed as a Blob, at this path.
+const COPY_ROWS_PGLITE = `COPY "Invocation" (${COLUMNS}) FROM '/dev/blob'`;
 
 export class PgliteChainWriter implements ChainWriter {
   readonly maxBatch = 5000;
@@ -82,7 +84,7 @@ export class PgliteChainWriter implements ChainWriter {
         this.onStatement();
         const last = await tx.query<{ hash: string }>(LAST_HASH);
         this.onStatement();
-        await tx.query(INSERT_JSON, [chainedRows(last.rows[0]?.hash ?? GENESIS, batch)]);
+        await tx.query(COPY_ROWS_PGLITE, [], { blob: new Blob([chainedLines(last.rows[0]?.hash ?? GENESIS, batch)]) });
       });
     } finally {
       if (began) this.onStatement(); // COMMIT or ROLLBACK
@@ -123,7 +125,8 @@ export class PostgresChainWriter implements ChainWriter {
         // pass for "no record yet" and restart the chain.
         if (!Array.isArray(opened) || opened.length !== 4) throw new Error('the audit writer expected four results from its first round trip');
         const last = opened[3]!;
-        await query(INSERT_JSON, [chainedRows(last.rows[0]?.hash ?? GENESIS, batch)]);
+        this.onStatement();
+        await copyIn(client, COPY_ROWS, chainedLines(last.rows[0]?.hash ?? GENESIS, batch));
         await query('COMMIT');
       } catch (error) {
         await query('ROLLBACK').catch((rollback: unknown) => (broken = rollback));

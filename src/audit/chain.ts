@@ -22,7 +22,8 @@ export interface InvocationEntry {
 // Records come in bursts within one millisecond (a document's invoke fields): format each once.
 let lastMs = Number.NaN;
 let lastIso = '';
-function isoOf(date: Date): string {
+/** The record's time as the hash covers it (ISO 8601, milliseconds, UTC). */
+export function isoOf(date: Date): string {
   const ms = date.getTime();
   if (ms !== lastMs) {
     lastMs = ms;
