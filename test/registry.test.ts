@@ -686,3 +686,61 @@ describe.runIf(testDatabases().includes('postgres'))('registry writes that race 
     expect(outcome).toEqual(['ok', 'BAD_USER_INPUT']);
   });
 });
+
+// Under REPEATABLE READ as the database's default, a statement that waited for a row another
+// session changed fails with a serialization error, which callers saw as INTERNAL_SERVER_ERROR.
+// Transactions Prisma opens on its own now run READ COMMITTED, and single statements outside a
+// transaction are sent again (src/db/isolation.ts). Each test changes a row in another session's
+// open transaction, starts the mutation, and commits once the mutation waits for that row.
+describe.runIf(testDatabases().includes('postgres'))('registry writes on a REPEATABLE READ database', () => {
+  async function whileRowChanges(t: { setup: string[]; change: string; mutation: (db: TestDatabase) => Promise<string>; check: (db: TestDatabase) => Promise<void> }): Promise<GqlResponse> {
+    const db = await createTestDatabase('postgres');
+    await db.query(`ALTER DATABASE "${new URL(db.url!).pathname.slice(1)}" SET default_transaction_isolation = 'repeatable read'`);
+    const hub = await startTestHub('postgres', { db });
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      for (const q of t.setup) await hub.admin(q);
+      const mutation = await t.mutation(db);
+      await holder.query('BEGIN');
+      await holder.query(t.change);
+      const pending = hub.gql(mutation);
+      await lockWaiters(db);
+      await holder.query('COMMIT');
+      const res = await pending;
+      await t.check(db);
+      return res;
+    } finally {
+      await holder.end();
+      await hub.close();
+      await db.drop();
+    }
+  }
+
+  it("revokes an API key while another session updates the key's row (a transaction Prisma opens itself)", { timeout: 60_000 }, async () => {
+    const res = await whileRowChanges({
+      setup: [`mutation { createCaller(input: { id: "c-rr", name: "C" }) { apiKey } }`],
+      change: `UPDATE "ApiKey" SET "lastUsedAt" = now() WHERE "callerId" = 'c-rr'`,
+      mutation: async (db) => {
+        const id = (await db.query<{ id: string }>(`SELECT "id" FROM "ApiKey" WHERE "callerId" = 'c-rr'`))[0]!.id;
+        return `mutation { revokeApiKey(id: "${id}") { revokedAt } }`;
+      },
+      check: async (db) => {
+        expect(await db.query(`SELECT "revokedAt" IS NOT NULL AS revoked, "lastUsedAt" IS NOT NULL AS touched FROM "ApiKey" WHERE "callerId" = 'c-rr'`)).toEqual([{ revoked: true, touched: true }]);
+      },
+    });
+    expect(res.body.errors).toBeUndefined();
+  });
+
+  it("renames a tenant while another session disables it (a single statement, sent again)", { timeout: 60_000 }, async () => {
+    const res = await whileRowChanges({
+      setup: [`mutation { createTenant(input: { id: "t-rr", name: "Old" }) { id } }`],
+      change: `UPDATE "Tenant" SET "disabled" = true WHERE "id" = 't-rr'`,
+      mutation: async () => `mutation { updateTenant(id: "t-rr", input: { name: "New" }) { name } }`,
+      check: async (db) => {
+        expect(await db.query(`SELECT "name", "disabled" FROM "Tenant" WHERE "id" = 't-rr'`)).toEqual([{ name: 'New', disabled: true }]);
+      },
+    });
+    expect(res.body.errors).toBeUndefined();
+  });
+});

@@ -11,6 +11,7 @@ import { PrismaClient } from '../generated/prisma/client.js';
 import { DEFAULT_PGLITE_BUFFERS_MB } from '../config.js';
 import type { Logger } from '../log.js';
 import { applyMigrations } from './migrate.js';
+import { readCommittedOrRetried } from './isolation.js';
 import { pgliteRunner, postgresRunner, type SqlRunner } from './sql-runner.js';
 
 export type Prisma = InstanceType<typeof PrismaClient>;
@@ -62,7 +63,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
 
 async function openPostgres(url: string, opts: DatabaseOptions): Promise<Database> {
   // A server that does not answer (not only one that refuses) must fail requests, not hang them.
-  const adapter = new PrismaPg({ connectionString: url, max: opts.poolSize, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000 });
+  const adapter = readCommittedOrRetried(new PrismaPg({ connectionString: url, max: opts.poolSize, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000 }));
   const prisma = new PrismaClient({
     adapter: adapter as never,
     log: [{ emit: 'event', level: 'query' }],
