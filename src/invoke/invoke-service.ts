@@ -59,7 +59,12 @@ const clip = (s: string, n: number) => (s.length > n ? s.slice(0, n) : s);
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/; // printable ASCII but " and \: nothing to escape
 const storable = (s: unknown, n: number) => {
   const text = String(s);
-  return clip(PLAIN.test(text) ? text : JSON.stringify(text).slice(1, -1), n);
+  if (PLAIN.test(text)) return clip(text, n);
+  const escaped = clip(JSON.stringify(text).slice(1, -1), n);
+  // The limit may fall inside a surrogate pair (an emoji): its lone first half would be stored as
+  // U+FFFD, not as the text the record's hash covers, and the chain would no longer verify.
+  const last = escaped.charCodeAt(escaped.length - 1);
+  return last >= 0xd800 && last <= 0xdbff ? escaped.slice(0, -1) : escaped;
 };
 
 export class InvokeService {

@@ -572,6 +572,9 @@ describe.each(testDatabases())('tenant isolation audit of hostile ids on %s', (k
     ['a lone low surrogate in the system id', 'acme', '\udfff'],
     ['an ANSI escape in the tenant id', 'globex\u001b[31m', 'crm'],
     ['a 5000-character tenant id', 'g'.repeat(5000), 'crm'],
+    // The record keeps 128 characters: the limit falls inside the emoji's surrogate pair.
+    ['an emoji cut by the tenant id limit of a record', `${'g'.repeat(127)}\u{1F600}`, 'crm'],
+    ['an emoji cut by the system id limit of a record', 'acme', `${'s'.repeat(127)}\u{1F600}`],
   ])('%s: refused, recorded as FORBIDDEN, and the audit trail keeps working for everyone', async (_, t, s) => {
     const key = await createCallerWithGrant(hub, { id: 'hostile', tenantId: 'acme', grants: [{ tenantId: 'acme', systemId: 'crm', pathPrefix: '/mine' }] });
     const other = await createCallerWithGrant(hub, { id: 'bystander', tenantId: 'acme', grants: [{ tenantId: 'acme', systemId: 'crm' }] });
