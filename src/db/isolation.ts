@@ -9,7 +9,10 @@
 // - a single statement outside a transaction that is refused with a serialization failure (40001)
 //   or a deadlock (40P01) changed nothing, and is sent again, up to ATTEMPTS times.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { SqlDriverAdapter, SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
+import type { PrismaPg } from '@prisma/adapter-pg';
+
+type Adapter = Awaited<ReturnType<PrismaPg['connect']>>;
+type AdapterFactory = Pick<PrismaPg, 'provider' | 'adapterName' | 'connect' | 'connectToShadowDb'>;
 
 const RETRYABLE = new Set(['40001', '40P01']);
 const ATTEMPTS = 5;
@@ -29,7 +32,7 @@ async function retried<T>(send: () => Promise<T>): Promise<T> {
   }
 }
 
-function wrap(adapter: SqlDriverAdapter): SqlDriverAdapter {
+function wrap(adapter: Adapter): Adapter {
   const queryRaw = adapter.queryRaw.bind(adapter);
   const executeRaw = adapter.executeRaw.bind(adapter);
   const startTransaction = adapter.startTransaction.bind(adapter);
@@ -40,7 +43,7 @@ function wrap(adapter: SqlDriverAdapter): SqlDriverAdapter {
 }
 
 /** The factory's adapters, with their transactions and single statements as above. */
-export function readCommittedOrRetried(factory: SqlMigrationAwareDriverAdapterFactory): SqlMigrationAwareDriverAdapterFactory {
+export function readCommittedOrRetried(factory: AdapterFactory): AdapterFactory {
   return {
     provider: factory.provider,
     adapterName: factory.adapterName,
