@@ -150,6 +150,23 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     await audit.close();
   });
 
+  it('writes a backlog larger than a batch in full batches, in order, with the chain intact', { timeout: 60_000 }, async () => {
+    // What a database that was away for a while finds queued: more than two writes' worth.
+    const records = Array.from({ length: 2 * writer.maxBatch + 123 }, (_, i) => entry(`/backlog/${i}`));
+    records.forEach((r) => audit.record(r));
+    const flushed = audit.flush();
+    for (let i = 0; i < 3; i++) {
+      await writer.held();
+      writer.release();
+    }
+    await flushed;
+    expect(writer.batches.map((b) => b.length)).toEqual([writer.maxBatch, writer.maxBatch, 123]);
+    const ids = await testDb.query<{ id: string }>('SELECT "id" FROM "Invocation" ORDER BY "seq"');
+    expect(ids.map((r) => r.id)).toEqual(records.map((r) => r.id));
+    expect(await verifyChain(db.prisma)).toEqual({ ok: true, checked: records.length, firstBrokenId: null });
+    await audit.close();
+  });
+
   it('close() writes everything, records of calls that ended during its last write included', async () => {
     audit.record(entry('/a'));
     const closed = audit.close();
