@@ -150,6 +150,17 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     await audit.close();
   });
 
+  it('stores a lone surrogate as U+FFFD and hashes what it stores: the chain verifies', async () => {
+    // invoke-service keeps lone surrogates out of caller-chosen text; the writer guards any field.
+    const records = [{ ...entry('/half-\ud83d'), tenantId: '\ude00t', systemId: 's\ud83d', callerId: '\ud800', code: 'C\udfff', requestId: 'r\ud83d' }, entry('/after')];
+    records.forEach((r) => audit.record(r));
+    await flushThrough();
+    const rows = await testDb.query<Record<string, unknown>>(`SELECT "callerId", "tenantId", "systemId", "path", "code", "requestId" FROM "Invocation" ORDER BY "seq"`);
+    expect(rows[0]).toEqual({ callerId: '\ufffd', tenantId: '\ufffdt', systemId: 's\ufffd', path: '/half-\ufffd', code: 'C\ufffd', requestId: 'r\ufffd' });
+    expect(await verifyChain(db.prisma)).toEqual({ ok: true, checked: 2, firstBrokenId: null });
+    await audit.close();
+  });
+
   it('writes a backlog larger than a batch in full batches, in order, with the chain intact', { timeout: 60_000 }, async () => {
     // What a database that was away for a while finds queued: more than two writes' worth.
     const records = Array.from({ length: 2 * writer.maxBatch + 123 }, (_, i) => entry(`/backlog/${i}`));

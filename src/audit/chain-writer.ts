@@ -38,13 +38,39 @@ const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': 
 const copyText = (s: string) => (COPY_SPECIAL.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : s);
 const copyNullable = (s: string | null) => (s === null ? '\\N' : copyText(s));
 
+// String.prototype.isWellFormed / toWellFormed (Node 20; not in the ES2023 lib's types).
+type Unicode = { isWellFormed(): boolean; toWellFormed(): string };
+const wellFormed = (s: string) => (s as unknown as Unicode).isWellFormed();
+const repaired = (s: string) => (s as unknown as Unicode).toWellFormed();
+
+/**
+ * The record as the database will hold it. The lines travel as UTF-8, in which a lone surrogate
+ * becomes U+FFFD, while JSON (what the hash covers) escapes it: such text would be stored other
+ * than hashed and the chain would stop verifying. invoke-service's storable() keeps them out of
+ * caller-chosen text; this is the writer's own guard, for any field.
+ */
+function asStored(e: InvocationEntry): InvocationEntry {
+  const { callerId, tenantId, systemId, path, code, requestId } = e;
+  if (wellFormed(tenantId) && wellFormed(systemId) && wellFormed(path) && wellFormed(requestId) && (callerId === null || wellFormed(callerId)) && (code === null || wellFormed(code))) return e;
+  return {
+    ...e,
+    callerId: callerId === null ? null : repaired(callerId),
+    tenantId: repaired(tenantId),
+    systemId: repaired(systemId),
+    path: repaired(path),
+    code: code === null ? null : repaired(code),
+    requestId: repaired(requestId),
+  };
+}
+
 /**
  * The batch chained onto prev, as COPY_ROWS reads it: each line is the record's columns followed
  * by the previous hash and its own (chainHash covers the record's fields as JSON, not this line).
  */
 function chainedLines(prev: string, batch: InvocationEntry[]): string {
   let text = '';
-  for (const e of batch) {
+  for (const record of batch) {
+    const e = asStored(record);
     const hash = chainHash(prev, e);
     text += `${e.id}\t${isoOf(e.createdAt)}\t${copyNullable(e.callerId)}\t${copyText(e.tenantId)}\t${copyText(e.systemId)}\t${e.method}\t${copyText(e.path)}\t${e.status ?? '\\N'}\t${copyNullable(e.code)}\t${e.durationMs}\t${copyText(e.requestId)}\t${prev}\t${hash}\n`;
     prev = hash;
