@@ -12,7 +12,7 @@ import { verifyChain } from '../src/audit/invocations.js';
 import { openDatabase, type Database } from '../src/db/database.js';
 import { createLogger } from '../src/log.js';
 import { testDatabases } from './helpers/databases.js';
-import { createTestDatabase, lockWaiters, type TestDatabase } from './helpers/test-database.js';
+import { createTestDatabase, lockWaiters, repeatableReadByDefault, type TestDatabase } from './helpers/test-database.js';
 
 const log = createLogger('error', () => {});
 
@@ -256,6 +256,6 @@ describe.skipIf(!testDatabases().includes('postgres'))('the PostgreSQL audit wri
           { path: '/after', prevHash: hash },
         ]);
       },
-      (testDb) => testDb.query(`ALTER DATABASE "${new URL(testDb.url!).pathname.slice(1)}" SET default_transaction_isolation = 'repeatable read'`),
+      repeatableReadByDefault,
     ));
 });

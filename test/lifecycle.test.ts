@@ -19,7 +19,7 @@ import { createCallerWithGrant, INVOKE_QUERY, seedExclusive } from './helpers/se
 import { eventually, startHubProcess } from './helpers/hub-process.js';
 import { freePortPair } from './helpers/free-port.js';
 import { parseStartScript, startCommand } from '../scripts/start-command.js';
-import { createTestDatabase } from './helpers/test-database.js';
+import { createTestDatabase, repeatableReadByDefault } from './helpers/test-database.js';
 import { startTestHub, type TestHub } from './helpers/test-hub.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
@@ -362,7 +362,7 @@ describe.each(testDatabases())('restart on %s', (kind) => {
 describe.runIf(testDatabases().includes('postgres'))('first start on PostgreSQL', () => {
   it("two hubs starting together generate one admin key, whatever the database's default isolation", { timeout: 120_000 }, async () => {
     const db = await createTestDatabase('postgres');
-    await db.query(`ALTER DATABASE "${new URL(db.url!).pathname.slice(1)}" SET default_transaction_isolation = 'repeatable read'`);
+    await repeatableReadByDefault(db);
     const dataDir = await mkdtemp(path.join(tmpdir(), 'hub-bootstrap-'));
     const env = { HUB_HOST: '127.0.0.1', HUB_PORT: '0', HUB_DATA_DIR: dataDir, HUB_LOG_LEVEL: 'error' as const, DATABASE_URL: db.url!, HUB_ENCRYPTION_KEY: randomBytes(32).toString('base64') };
     // A third session holds the bootstrap lock until both hubs wait for it.

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCK_CLASS, lockKey } from '../src/invoke/oauth2-tokens.js';
 import { testDatabases } from './helpers/databases.js';
 import { startHubProcess } from './helpers/hub-process.js';
-import { createTestDatabase, lockWaiters, type TestDatabase } from './helpers/test-database.js';
+import { createTestDatabase, lockWaiters, repeatableReadByDefault, type TestDatabase } from './helpers/test-database.js';
 import { startTestHub, type GqlResponse, type TestHub } from './helpers/test-hub.js';
 import { startUpstream, type RecordedRequest, type Upstream } from './helpers/upstream.js';
 
@@ -459,7 +459,7 @@ describe.each(testDatabases())('OAuth2 client credentials on %s', (kind) => {
     run: (t: { hubs: TestHub[]; rrDb: TestDatabase; answer: () => void }) => Promise<void>,
   ) {
     const rrDb = await createTestDatabase(kind);
-    await rrDb.query(`ALTER DATABASE "${new URL(rrDb.url!).pathname.slice(1)}" SET default_transaction_isolation = 'repeatable read'`);
+    await repeatableReadByDefault(rrDb);
     const dirs: string[] = [];
     const hubs: TestHub[] = [];
     let answer!: () => void;

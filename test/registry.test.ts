@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from './helpers/databases.js';
 import { expectData, expectError, registrySnapshot, rowCounts } from './helpers/registry-snapshot.js';
-import { createTestDatabase, lockWaiters, type TestDatabase } from './helpers/test-database.js';
+import { createTestDatabase, lockWaiters, repeatableReadByDefault, type TestDatabase } from './helpers/test-database.js';
 import { startTestHub, type GqlResponse, type TestHub } from './helpers/test-hub.js';
 
 const TENANT_FIELDS = `id name disabled createdAt bindings { system { id } baseUrl }`;
@@ -695,7 +695,7 @@ describe.runIf(testDatabases().includes('postgres'))('registry writes that race 
 describe.runIf(testDatabases().includes('postgres'))('registry writes on a REPEATABLE READ database', () => {
   async function whileRowChanges(t: { setup: string[]; change: string; mutation: (db: TestDatabase) => Promise<string>; check: (db: TestDatabase) => Promise<void> }): Promise<GqlResponse> {
     const db = await createTestDatabase('postgres');
-    await db.query(`ALTER DATABASE "${new URL(db.url!).pathname.slice(1)}" SET default_transaction_isolation = 'repeatable read'`);
+    await repeatableReadByDefault(db);
     const hub = await startTestHub('postgres', { db });
     const holder = new pg.Client({ connectionString: db.url });
     await holder.connect();

@@ -71,3 +71,8 @@ export async function lockWaiters(db: TestDatabase, opts: { count?: number; even
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** PostgreSQL: sessions opened from now on run REPEATABLE READ unless they say otherwise. */
+export async function repeatableReadByDefault(db: TestDatabase): Promise<void> {
+  await db.query(`ALTER DATABASE "${new URL(db.url!).pathname.slice(1)}" SET default_transaction_isolation = 'repeatable read'`);
+}
