@@ -63,15 +63,11 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
 
 async function openPostgres(url: string, opts: DatabaseOptions): Promise<Database> {
   // A server that does not answer (not only one that refuses) must fail requests, not hang them.
+  // Every transaction READ COMMITTED, whatever the database's default (src/db/isolation.ts).
   const adapter = readCommittedOrRetried(new PrismaPg({ connectionString: url, max: opts.poolSize, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000 }));
   const prisma = new PrismaClient({
     adapter: adapter as never,
     log: [{ emit: 'event', level: 'query' }],
-    // The hub's transactions are written for READ COMMITTED, whatever the database's default: under
-    // REPEATABLE READ a transaction's snapshot is taken by its first statement, which may be one that
-    // waits for a lock (an OAuth2 refresh's, the first start's), so what the lock's holder stored
-    // meanwhile is unseen: a credential change left the old client's access token in place.
-    transactionOptions: { isolationLevel: 'ReadCommitted' },
   }) as unknown as Prisma;
   return {
     kind: 'postgres',

@@ -1,13 +1,17 @@
-// The hub's SQL on a PostgreSQL whose default isolation is not READ COMMITTED. Under READ
-// COMMITTED, PostgreSQL's default, a statement that waited for a row another session changed
-// re-checks the new version and goes on; under REPEATABLE READ or SERIALIZABLE as the database's
-// default it fails with a serialization error instead (a key revoked while its lastUsedAt is
-// touched, a binding deleted during its token refresh, two calls with one idempotency key), which
-// the caller saw as INTERNAL_SERVER_ERROR. So:
-// - a transaction Prisma opens on its own (updateMany, nested writes: no isolation level given)
-//   runs READ COMMITTED, as the hub's interactive transactions do (transactionOptions);
-// - a single statement outside a transaction that is refused with a serialization failure (40001)
-//   or a deadlock (40P01) changed nothing, and is sent again, up to ATTEMPTS times.
+// The hub's SQL on a PostgreSQL whose default isolation is not READ COMMITTED.
+// - Every transaction runs READ COMMITTED: the hub's own ($transaction) and those Prisma opens by
+//   itself (updateMany, nested writes) alike; none names an isolation level, so the adapter's
+//   startTransaction sets it. The hub's transactions are written for it: under REPEATABLE READ a
+//   transaction's snapshot is taken by its first statement, which may be one that waits for a lock
+//   (an OAuth2 refresh's, the first start's), so what the lock's holder stored meanwhile is unseen
+//   (a credential change left the old client's access token in place).
+// - A single statement outside a transaction that waited for a row another session changed
+//   re-checks the new version under READ COMMITTED, PostgreSQL's default; under REPEATABLE READ or
+//   SERIALIZABLE as the database's default it is refused with a serialization failure (40001) or
+//   a deadlock (40P01) instead (a tenant renamed while it is disabled, a binding deleted during its
+//   token refresh, two calls with one idempotency key), which the caller saw as
+//   INTERNAL_SERVER_ERROR. The refused statement changed nothing: it is sent again, up to ATTEMPTS
+//   times.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PrismaPg } from '@prisma/adapter-pg';
 

@@ -3,7 +3,7 @@
 // refreshed once at a time per binding, as Nango does for its connections:
 // - in this process, concurrent callers share one refresh (one promise per binding);
 // - across hub processes on one PostgreSQL, the refresh runs in a transaction (READ COMMITTED, as
-//   all the hub's: src/db/database.ts) that holds an advisory lock on the binding and RE-READS the
+//   all the hub's: src/db/isolation.ts) that holds an advisory lock on the binding and RE-READS the
 //   stored token after taking it: a process that waited finds the token the first one stored and
 //   does not call the endpoint again;
 // - on the embedded PGlite (one process, one connection) no transaction is held open across the
