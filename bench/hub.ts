@@ -52,6 +52,8 @@ export interface HubStart {
   nodeArgs?: string[];
   /** false: plain `node dist/main.js`, without the flags and environment `npm start` adds (for A/B runs) */
   startFlags?: boolean;
+  /** a built hub to run instead of this tree's (bench/ab.ts: another tree's dist/main.js) */
+  mainJs?: string;
 }
 
 function metricValue(text: string, name: string): number | null {
@@ -62,7 +64,7 @@ function metricValue(text: string, name: string): number | null {
 export async function startHubProcess(o: HubStart): Promise<HubUnderTest> {
   const port = await freePort();
   const start = o.startFlags === false ? { env: {}, nodeArgs: [] } : startCommand();
-  const child: Child = startNode(o.name, buildHub(), {
+  const child: Child = startNode(o.name, o.mainJs ?? buildHub(), {
     cpu: HUB_CPU,
     nodeArgs: [...start.nodeArgs, ...(o.nodeArgs ?? [])],
     env: {

@@ -1,0 +1,118 @@
+// npx tsx bench/ab.ts --b <tree> [--a <tree>] [--db postgres|pglite] [--doc one|ten-batch|ten-identical|ten-distinct]
+//                     [--rounds 8] [--window 4] [--warmup 5]
+//
+// Two builds of the hub, compared on one machine at one time: both run side by side (each pinned
+// to CPU 0 as in the benchmark, on its own database, with its own copy of the small registry), and
+// the load goes to one, then the other, in short windows whose order alternates every round. A
+// machine whose speed drifts by ±10-30% within minutes (bench/RESULTS.md) then shifts both builds
+// alike, and the paired ratios tell a change of a few percent apart. --a defaults to this tree;
+// each tree must hold a built dist/ (npm run build) and share this tree's node_modules.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { startHubProcess, type HubUnderTest } from './hub.js';
+import { runLoad, type LoadRequest } from './load.js';
+import { pinSelf, ROOT, script, startNode, stopAll, waitForLine } from './processes.js';
+import { BATCH_SYSTEM, PLAIN_SYSTEM, seedSmall, SMALL_TENANTS } from './seed.js';
+import { ONE_DOC, tenDoc } from './documents.js';
+
+const POSTGRES_ADMIN_URL = process.env.HUB_BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+function args() {
+  const o = { a: ROOT, b: '', db: 'postgres', doc: 'ten-batch', rounds: 8, windowS: 4, warmupS: 5, connections: 32 };
+  const a = process.argv.slice(2);
+  for (let i = 0; i < a.length; i++) {
+    const v = () => a[++i]!;
+    if (a[i] === '--a') o.a = path.resolve(v());
+    else if (a[i] === '--b') o.b = path.resolve(v());
+    else if (a[i] === '--db') o.db = v();
+    else if (a[i] === '--doc') o.doc = v();
+    else if (a[i] === '--rounds') o.rounds = Number(v());
+    else if (a[i] === '--window') o.windowS = Number(v());
+    else if (a[i] === '--warmup') o.warmupS = Number(v());
+    else if (a[i] === '--connections') o.connections = Number(v());
+    else throw new Error(`unknown option ${a[i]}`);
+  }
+  if (!o.b) throw new Error('usage: bench/ab.ts --b <tree> [--a <tree>] ...');
+  return o;
+}
+
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+
+async function main() {
+  const o = args();
+  pinSelf(1);
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const up = startNode('upstream', script('bench', 'upstream.ts'), { cpu: 1 });
+  const upUrl = `http://127.0.0.1:${(await waitForLine(up, /READY (\d+)/, 30_000))[1]}`;
+  try {
+    const start = async (name: string, tree: string) => {
+      const adminKey = `bench-admin-${randomBytes(24).toString('hex')}`;
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hub-ab-'));
+      cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+      let databaseUrl: string | undefined;
+      if (o.db === 'postgres') {
+        const db = `hub_ab_${randomBytes(4).toString('hex')}`;
+        const admin = async (sql: string) => {
+          const c = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+          await c.connect();
+          await c.query(sql).finally(() => c.end());
+        };
+        await admin(`CREATE DATABASE "${db}"`);
+        cleanups.push(() => admin(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`));
+        const u = new URL(POSTGRES_ADMIN_URL);
+        u.pathname = `/${db}`;
+        databaseUrl = u.toString();
+      }
+      const hub = await startHubProcess({ name, adminKey, dataDir, databaseUrl, encryptionKey: randomBytes(32).toString('base64'), mainJs: path.join(tree, 'dist', 'main.js') });
+      cleanups.push(() => hub.stop());
+      const seeded = await seedSmall(hub.url, adminKey, upUrl);
+      const request: LoadRequest = {
+        url: `${hub.url}/graphql`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${seeded.callerKey}` },
+        body: JSON.stringify(
+          o.doc === 'one'
+            ? { query: ONE_DOC, variables: { t: SMALL_TENANTS[0], s: PLAIN_SYSTEM, p: { path: '/fast/1' } } }
+            : { query: o.doc === 'ten-batch' ? tenDoc(BATCH_SYSTEM, (i) => `/fast/${i}`) : tenDoc(PLAIN_SYSTEM, o.doc === 'ten-identical' ? () => '/fast/1' : (i) => `/fast/${i}`) },
+        ),
+        failIfBodyContains: '"errors"',
+      };
+      return { name, hub, request, rps: [] as number[], cpu: [] as number[] };
+    };
+    const sides = [await start('A', o.a), await start('B', o.b)];
+    for (const s of sides) await runLoad(s.request, { connections: o.connections, durationS: o.warmupS });
+    const measure = async (s: (typeof sides)[number], hub: HubUnderTest) => {
+      const cpu0 = hub.cpuMs()!;
+      const r = await runLoad(s.request, { connections: o.connections, durationS: o.windowS });
+      if (r.failed) throw new Error(`${s.name}: ${r.failed} failed requests`);
+      s.rps.push(r.rps);
+      s.cpu.push((hub.cpuMs()! - cpu0) / r.ok);
+    };
+    process.stdout.write(`A ${o.a}\nB ${o.b}\n${o.db}, ${o.doc}, ${o.rounds} rounds of ${o.windowS} s windows\n`);
+    for (let round = 0; round < o.rounds; round++) {
+      for (const s of round % 2 ? [...sides].reverse() : sides) await measure(s, s.hub);
+      const [a, b] = sides as [(typeof sides)[number], (typeof sides)[number]];
+      process.stdout.write(
+        `round ${round + 1}: A ${Math.round(a.rps.at(-1)!)} req/s ${a.cpu.at(-1)!.toFixed(3)} ms/req | B ${Math.round(b.rps.at(-1)!)} req/s ${b.cpu.at(-1)!.toFixed(3)} ms/req | B/A req/s ${(b.rps.at(-1)! / a.rps.at(-1)!).toFixed(3)}\n`,
+      );
+    }
+    const [a, b] = sides as [(typeof sides)[number], (typeof sides)[number]];
+    const pairs = a.rps.map((x, i) => b.rps[i]! / x);
+    const cpuPairs = a.cpu.map((x, i) => b.cpu[i]! / x);
+    process.stdout.write(
+      `median: A ${Math.round(median(a.rps))} req/s ${median(a.cpu).toFixed(3)} ms/req, B ${Math.round(median(b.rps))} req/s ${median(b.cpu).toFixed(3)} ms/req\n` +
+        `B/A per round: req/s median ${median(pairs).toFixed(3)} (${Math.min(...pairs).toFixed(3)}-${Math.max(...pairs).toFixed(3)}), CPU per request median ${median(cpuPairs).toFixed(3)} (${Math.min(...cpuPairs).toFixed(3)}-${Math.max(...cpuPairs).toFixed(3)})\n`,
+    );
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    await stopAll();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${String((error as Error)?.stack ?? error)}\n`);
+  process.exitCode = 1;
+});
