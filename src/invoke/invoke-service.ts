@@ -3,11 +3,11 @@
 import { performance } from 'node:perf_hooks';
 import { randomUuid, timeOrderedUuid } from '../utils/random-uuid.js';
 import { grantCovers } from '../access/grants.js';
-import { RateLimiter, type Limiter } from '../access/rate-limiter.js';
+import { RateLimiter, type Limiter, type Verdict } from '../access/rate-limiter.js';
 import { isAdmin, type Principal } from '../access/principal.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { badInput, forbidden, HubError, notFound } from '../errors.js';
-import type { Binding, System, Tenant } from '../generated/prisma/client.js';
+import type { Binding, Grant, System, Tenant } from '../generated/prisma/client.js';
 import type { HttpMethod } from '../generated/prisma/enums.js';
 import type { Logger } from '../log.js';
 import { bindingKey, grantKey, type RegistryLoaders } from '../registry/loaders.js';
@@ -100,60 +100,81 @@ export class InvokeService {
     return this.invoke(scope, args, 'mutation');
   }
 
-  private async invoke(scope: InvokeScope, args: InvokeArgs, mode: 'query' | 'mutation'): Promise<InvokeResult> {
+  // Not async: a warm field (registry, grant and quota answered from memory) is prepared at once
+  // and waits on one promise only, its call's; the bookkeeping runs in that promise's reactions.
+  // An async function here cost each field of a document its own suspended frame and promises.
+  private invoke(scope: InvokeScope, args: InvokeArgs, mode: 'query' | 'mutation'): Promise<InvokeResult> {
     const start = performance.now();
     const method = args.params.method ?? 'GET';
     const requestId = randomUuid();
-    let call: PreparedCall | undefined;
-    let result: InvokeResult | undefined;
-    let failure: HubError | undefined;
-    try {
-      // Records are never dropped: while the audit buffer is full (database away), refuse first.
-      if (this.deps.audit.full) {
-        this.deps.metrics?.auditRefusals.inc();
-        throw new HubError('SERVICE_UNAVAILABLE', 'The hub cannot store invocation records right now; retry later.');
-      }
-      call = await this.prepare(scope, args, method, mode, requestId);
-      const prepared = call;
-      const dispatch = () => (mode === 'query' ? scope.dispatcher.load(prepared) : sendOne(this.deps.exchange, prepared, scope.trace));
-      // After prepare(): a refused call is never stored. A caller without an id has no namespace
-      // of its own for keys, so nothing is stored for it (the key still goes upstream).
-      const store = call.idempotencyKey && scope.principal.callerId ? this.deps.idempotency : undefined;
-      result = store ? await store.run(scope.principal.callerId, call, dispatch) : await dispatch();
-      return result;
-    } catch (caught) {
+    // What a refused or failed field rejects with, once its failure is logged and recorded.
+    const failed = (caught: unknown, call: PreparedCall | undefined): unknown => {
       const error = isDatabaseUnavailable(caught) ? new HubError('SERVICE_UNAVAILABLE', 'The hub cannot reach its database; retry later.') : caught;
-      failure = error instanceof HubError ? error : undefined;
+      const failure = error instanceof HubError ? error : undefined;
       if (failure) {
         failure.extensions.requestId ??= requestId;
         const where = { requestId: failure.extensions.requestId, traceId: scope.trace.traceId, tenantId: args.tenantId, systemId: args.systemId };
         if (failure.code === 'INTERNAL_SERVER_ERROR') this.deps.log.error('invoke failed', { reason: failure.extensions.reason, ...where });
         if (failure.cause !== undefined) this.deps.log.warn('upstream call failed', { code: failure.code, cause: failure.cause, ...where });
       }
-      throw error;
-    } finally {
-      const seconds = (performance.now() - start) / 1000;
-      // Tenant and system label only calls whose binding exists: unknown ids from callers must not
-      // grow the metric without bound.
-      const known = call !== undefined;
-      this.deps.metrics?.countInvocation(known ? call!.target.tenantId : '', known ? call!.target.systemId : '', result ? 'ok' : (failure?.code ?? 'INTERNAL_SERVER_ERROR'));
-      this.deps.metrics?.invokeDuration.observe(seconds);
-      if (this.deps.log.enabled('debug')) this.logInvoke(scope, args, method, seconds, result, failure, requestId);
-      const createdAt = new Date();
-      this.deps.audit.record({
-        id: timeOrderedUuid(createdAt.getTime()),
-        createdAt,
-        callerId: scope.principal.callerId,
-        tenantId: storable(args.tenantId, 128),
-        systemId: storable(args.systemId, 128),
-        method,
-        path: storable(args.params.path, 2048),
-        status: result?.status ?? null,
-        code: result ? null : (failure?.code ?? 'INTERNAL_SERVER_ERROR'),
-        durationMs: Math.round((performance.now() - start) * 1000) / 1000,
-        requestId: result?.requestId ?? String(failure?.extensions.requestId ?? requestId),
-      });
+      this.finish(scope, args, method, start, requestId, call, undefined, failure);
+      return error;
+    };
+    const send = (call: PreparedCall): Promise<InvokeResult> => {
+      let sent: Promise<InvokeResult>;
+      try {
+        // After prepare(): a refused call is never stored. A caller without an id has no namespace
+        // of its own for keys, so nothing is stored for it (the key still goes upstream).
+        const store = call.idempotencyKey && scope.principal.callerId ? this.deps.idempotency : undefined;
+        const dispatch = () => (mode === 'query' ? scope.dispatcher.load(call) : sendOne(this.deps.exchange, call, scope.trace));
+        sent = store ? store.run(scope.principal.callerId, call, dispatch) : dispatch();
+      } catch (caught) {
+        return Promise.reject(failed(caught, call));
+      }
+      return sent.then(
+        (result) => {
+          this.finish(scope, args, method, start, requestId, call, result, undefined);
+          return result;
+        },
+        (caught: unknown) => Promise.reject(failed(caught, call)),
+      );
+    };
+    try {
+      // Records are never dropped: while the audit buffer is full (database away), refuse first.
+      if (this.deps.audit.full) {
+        this.deps.metrics?.auditRefusals.inc();
+        throw new HubError('SERVICE_UNAVAILABLE', 'The hub cannot store invocation records right now; retry later.');
+      }
+      const prepared = this.prepare(scope, args, method, mode, requestId);
+      return prepared instanceof Promise ? prepared.then(send, (caught: unknown) => Promise.reject(failed(caught, undefined))) : send(prepared);
+    } catch (caught) {
+      return Promise.reject(failed(caught, undefined));
     }
+  }
+
+  /** Metrics, the debug line and the invocation record of one ended field, refused or not. */
+  private finish(scope: InvokeScope, args: InvokeArgs, method: HttpMethod, start: number, requestId: string, call: PreparedCall | undefined, result: InvokeResult | undefined, failure: HubError | undefined) {
+    const seconds = (performance.now() - start) / 1000;
+    // Tenant and system label only calls whose binding exists: unknown ids from callers must not
+    // grow the metric without bound.
+    const known = call !== undefined;
+    this.deps.metrics?.countInvocation(known ? call.target.tenantId : '', known ? call.target.systemId : '', result ? 'ok' : (failure?.code ?? 'INTERNAL_SERVER_ERROR'));
+    this.deps.metrics?.invokeDuration.observe(seconds);
+    if (this.deps.log.enabled('debug')) this.logInvoke(scope, args, method, seconds, result, failure, requestId);
+    const createdAt = new Date();
+    this.deps.audit.record({
+      id: timeOrderedUuid(createdAt.getTime()),
+      createdAt,
+      callerId: scope.principal.callerId,
+      tenantId: storable(args.tenantId, 128),
+      systemId: storable(args.systemId, 128),
+      method,
+      path: storable(args.params.path, 2048),
+      status: result?.status ?? null,
+      code: result ? null : (failure?.code ?? 'INTERNAL_SERVER_ERROR'),
+      durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+      requestId: result?.requestId ?? String(failure?.extensions.requestId ?? requestId),
+    });
   }
 
   private logInvoke(scope: InvokeScope, args: InvokeArgs, method: HttpMethod, seconds: number, result: InvokeResult | undefined, failure: HubError | undefined, requestId: string) {
@@ -169,18 +190,27 @@ export class InvokeService {
     });
   }
 
-  private async prepare(scope: InvokeScope, args: InvokeArgs, method: HttpMethod, mode: 'query' | 'mutation', requestId: string): Promise<PreparedCall> {
-    const { principal, loaders } = scope;
-    const { tenantId, systemId, params } = args;
+  /**
+   * The call, checked: at once when the quota, the grants and the target are answered from memory
+   * (a warm call), else a promise of it. Throws, or rejects, with the refusal.
+   */
+  private prepare(scope: InvokeScope, args: InvokeArgs, method: HttpMethod, mode: 'query' | 'mutation', requestId: string): PreparedCall | Promise<PreparedCall> {
+    const { principal } = scope;
     // 1. The request itself: checks that reveal nothing about any tenant or system.
     if (principal.disabled) throw forbidden('This caller is disabled.');
-    if (!isAdmin(principal)) {
-      const hit = this.quota.hit(principal.callerId, principal.quotaPerMinute ?? this.deps.quotaPerMinute);
-      // The in-process limiter answers at once: no await (a microtask per invoke field) for it.
-      const quota = hit instanceof Promise ? await hit : hit;
-      if (!quota.allowed) {
-        throw new HubError('RATE_LIMITED', 'This caller has used its invoke quota for this minute.', { retryAfterMs: quota.retryAfterMs });
-      }
+    if (isAdmin(principal)) return this.prepareRequest(scope, args, method, mode, requestId);
+    const hit = this.quota.hit(principal.callerId, principal.quotaPerMinute ?? this.deps.quotaPerMinute);
+    // The in-process limiter answers at once; Redis's verdict is awaited.
+    if (hit instanceof Promise) return hit.then((quota) => this.prepareRequest(scope, args, method, mode, requestId, quota));
+    return this.prepareRequest(scope, args, method, mode, requestId, hit);
+  }
+
+  /** The rest of 1., once the quota allows the call (admins have none), then 2. and 3. */
+  private prepareRequest(scope: InvokeScope, args: InvokeArgs, method: HttpMethod, mode: 'query' | 'mutation', requestId: string, quota?: Verdict): PreparedCall | Promise<PreparedCall> {
+    const { principal, loaders } = scope;
+    const { tenantId, systemId, params } = args;
+    if (quota && !quota.allowed) {
+      throw new HubError('RATE_LIMITED', 'This caller has used its invoke quota for this minute.', { retryAfterMs: quota.retryAfterMs });
     }
     if (mode === 'query' && !SAFE_METHODS.has(method)) throw badInput(`Query.invoke sends only GET and HEAD; use Mutation.invoke for ${method}.`);
     const path = checkPath(params.path);
@@ -197,18 +227,31 @@ export class InvokeService {
     }
     // 2. The grant, before anything about the target is looked at: an unknown tenant and an
     //    ungranted one look the same to a caller.
-    if (!isAdmin(principal)) {
-      const cachedOrLoading = loaders.grantsOnTenantNow(grantKey(principal.callerId, tenantId));
-      const grants = cachedOrLoading instanceof Promise ? await cachedOrLoading : cachedOrLoading;
+    const checked = { method, pathAndQuery, body, idempotencyKey, requestId };
+    if (isAdmin(principal)) return this.callTo(scope, args, checked);
+    const granted = (grants: Grant[]) => {
       if (!grants.some((g) => grantCovers(g, { tenantId, systemId, method, path }))) {
         throw forbidden(`No grant allows this caller to ${method} ${path} on system "${clip(systemId, 64)}" of tenant "${clip(tenantId, 64)}".`);
       }
-    }
-    // 3. The target.
-    const resolved = this.target(scope, tenantId, systemId);
-    const target = resolved instanceof Promise ? await resolved : resolved;
-    const headers = checkCallerHeaders(params.headers, target.reservedHeaders);
-    return { target, method, pathAndQuery, headers, body, idempotencyKey, requestId };
+      return this.callTo(scope, args, checked);
+    };
+    const cachedOrLoading = loaders.grantsOnTenantNow(grantKey(principal.callerId, tenantId));
+    return cachedOrLoading instanceof Promise ? cachedOrLoading.then(granted) : granted(cachedOrLoading);
+  }
+
+  /** 3. The target, and the call to it with the caller's headers checked against its rules. */
+  private callTo(scope: InvokeScope, args: InvokeArgs, checked: Omit<PreparedCall, 'target' | 'headers'>): PreparedCall | Promise<PreparedCall> {
+    const resolved = this.target(scope, args.tenantId, args.systemId);
+    const call = (target: Target): PreparedCall => ({
+      target,
+      method: checked.method,
+      pathAndQuery: checked.pathAndQuery,
+      headers: checkCallerHeaders(args.params.headers, target.reservedHeaders),
+      body: checked.body,
+      idempotencyKey: checked.idempotencyKey,
+      requestId: checked.requestId,
+    });
+    return resolved instanceof Promise ? resolved.then(call) : call(resolved);
   }
 
   private target(scope: InvokeScope, tenantId: string, systemId: string): Target | Promise<Target> {
