@@ -1,6 +1,7 @@
 // One GraphQL document, many invoke fields: identical Query.invoke calls are sent once, calls to a
 // system with a batchPath are grouped per binding into JSON batches of at most batchMaxSize, and
 // a failure in one field leaves the others their answers.
+import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from './helpers/databases.js';
@@ -153,6 +154,20 @@ describe.each(testDatabases())('batching and dedupe on %s', (kind) => {
       expect(res.body.data.b.data.headers['x-trace']).toBe('2');
       expect(res.body.data.c.data.url).toBe('/api/same?v=1');
       expect(res.body.data.d.data).toEqual(res.body.data.a.data);
+    });
+
+    it('does not merge calls that differ only in their idempotency key', async () => {
+      const before = plain.requests.length;
+      const run = randomUUID();
+      const fields = [
+        { alias: 'a', tenantId: 'acme', systemId: 'plain', params: { path: '/keyed', idempotencyKey: `${run}-1` } },
+        { alias: 'b', tenantId: 'acme', systemId: 'plain', params: { path: '/keyed', idempotencyKey: `${run}-2` } },
+        { alias: 'c', tenantId: 'acme', systemId: 'plain', params: { path: '/keyed' } },
+      ];
+      const res = await send(hub, 'query', fields, callerKey);
+      expect(res.body.errors).toBeUndefined();
+      const sent = plain.requests.slice(before);
+      expect(sent.map((r) => r.headers['idempotency-key'] ?? null).sort()).toEqual([`${run}-1`, `${run}-2`, null].sort());
     });
 
     it('never deduplicates Mutation.invoke: 3 identical calls are 3 requests', async () => {

@@ -5,17 +5,20 @@ import type { UpstreamExchange } from './exchange.js';
 import type { TraceContext } from './traceparent.js';
 import { sendBatch, sendOne, type InvokeResult, type PreparedCall } from './send.js';
 
-const NO_HEADERS: [string, string][] = [];
-
 export function dedupeKey(call: PreparedCall): string {
-  // Most calls carry no headers of their own: no entries to list and sort.
-  let headers = NO_HEADERS;
+  const { tenantId, systemId } = call.target;
+  let plain = call.idempotencyKey === undefined;
   for (const _ in call.headers) {
-    headers = Object.entries(call.headers).sort(([a], [b]) => (a < b ? -1 : 1));
+    plain = false;
     break;
   }
+  // Most calls carry no headers and no key of their own: their four parts joined by NUL, which none
+  // can contain (registry ids are PostgreSQL text, paths refuse control characters). The JSON form
+  // below starts with '[', so the two never meet.
+  if (plain) return `${tenantId}\u0000${systemId}\u0000${call.method}\u0000${call.pathAndQuery}`;
+  const headers = Object.entries(call.headers).sort(([a], [b]) => (a < b ? -1 : 1));
   // Calls under different idempotency keys stay apart: each key reaches the called system.
-  return JSON.stringify([call.target.tenantId, call.target.systemId, call.method, call.pathAndQuery, headers, call.idempotencyKey ?? null]);
+  return JSON.stringify([tenantId, systemId, call.method, call.pathAndQuery, headers, call.idempotencyKey ?? null]);
 }
 
 export function createCallDispatcher(exchange: UpstreamExchange, trace: TraceContext) {
