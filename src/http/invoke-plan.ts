@@ -118,29 +118,21 @@ function handleFieldError(raw: unknown, nodes: readonly FieldNode[], path: Path,
   return null;
 }
 
-/**
- * graphql-tools' promiseForObject: the object once every promise in it has settled (or one rejected).
- * One reaction per pending value and a countdown, rather than a reaction each plus Promise.all's:
- * a document of ten invoke fields waits on ten of them.
- */
+/** graphql-tools' promiseForObject: the object once every promise in it has settled (or one rejected). */
 function promiseForObject(object: Record<string, unknown>): unknown {
   const resolved: Record<string, unknown> = Object.create(null);
-  const pending: [string, PromiseLike<unknown>][] = [];
+  const promises: Promise<void>[] = [];
   for (const key in object) {
     const value = object[key];
-    resolved[key] = value; // the key keeps its place; a promise is replaced by its value
-    if (isPromise(value)) pending.push([key, value as PromiseLike<unknown>]);
-  }
-  if (!pending.length) return resolved;
-  return new Promise((resolve, reject) => {
-    let left = pending.length;
-    for (const [key, promise] of pending) {
-      promise.then((v) => {
-        resolved[key] = v;
-        if (--left === 0) resolve(resolved);
-      }, reject);
+    if (isPromise(value)) {
+      resolved[key] = undefined; // the key keeps its place
+      promises.push((value as Promise<unknown>).then((v) => void (resolved[key] = v)));
+    } else {
+      resolved[key] = value;
     }
-  });
+  }
+  if (!promises.length) return resolved;
+  return (promises.length === 1 ? promises[0]! : Promise.all(promises)).then(() => resolved);
 }
 
 /**
@@ -289,20 +281,12 @@ export class InvokePlan {
   private executeRoot(root: RootPlan, args: Record<string, unknown>, contextValue: unknown, variables: Record<string, unknown>, errors: GraphQLError[]): unknown {
     try {
       const result = root.resolve(undefined, args, contextValue, this.info(root.field, root.nodes, root.path, this.rootType, variables));
-      if (!isPromise(result)) return this.completeRoot(root, result, contextValue, variables, errors);
-      // One reaction for both outcomes (the executor chains complete, then the error handler).
-      const failed = (raw: unknown) => handleFieldError(raw, root.nodes, root.path, false, errors);
-      return (result as Promise<unknown>).then((resolved) => this.completeRoot(root, resolved, contextValue, variables, errors), failed);
-    } catch (raw) {
-      return handleFieldError(raw, root.nodes, root.path, false, errors);
-    }
-  }
-
-  /** complete(), with what it throws (now or later) taken by the field's error handler. */
-  private completeRoot(root: RootPlan, value: unknown, contextValue: unknown, variables: Record<string, unknown>, errors: GraphQLError[]): unknown {
-    try {
-      const completed = this.complete(root, value, contextValue, variables, errors);
-      if (isPromise(completed)) return (completed as Promise<unknown>).then(undefined, (raw: unknown) => handleFieldError(raw, root.nodes, root.path, false, errors));
+      const completed = isPromise(result)
+        ? (result as Promise<unknown>).then((resolved) => this.complete(root, resolved, contextValue, variables, errors))
+        : this.complete(root, result, contextValue, variables, errors);
+      if (isPromise(completed)) {
+        return (completed as Promise<unknown>).then(undefined, (raw: unknown) => handleFieldError(raw, root.nodes, root.path, false, errors));
+      }
       return completed;
     } catch (raw) {
       return handleFieldError(raw, root.nodes, root.path, false, errors);
