@@ -4,6 +4,7 @@ import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from './helpers/databases.js';
 import { createCallerWithGrant, INVOKE_MUTATION, INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
+import { freePort } from './helpers/free-port.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 import { startTestHub, type GqlResponse, type TestHub } from './helpers/test-hub.js';
 import { echo, startUpstream, type RecordedRequest, type Upstream } from './helpers/upstream.js';
@@ -367,6 +368,24 @@ describe.each(testDatabases())('invocation chain on %s', (kind) => {
     // Delete a record in the middle: the next one no longer follows its predecessor.
     await hub.db.query(`DELETE FROM "Invocation" WHERE id = $1`, [stored[2]!.id]);
     expect(await verify()).toMatchObject({ ok: false, firstBrokenId: stored[3]!.id });
+  });
+});
+
+describe.each(testDatabases())('records when logging fails on %s', (kind) => {
+  it('records a failed call whose log line cannot be written, once', async () => {
+    const hub = await startTestHub(kind, { failLogLine: /upstream call failed/ });
+    try {
+      // nothing listens there: the call fails with a cause, which the hub logs as a warning
+      await seedExclusive(hub, { tenantId: 'lf1', systemId: 'gone', baseUrl: `http://127.0.0.1:${await freePort()}` });
+      const res = await hub.gql(INVOKE_QUERY, { t: 'lf1', s: 'gone', p: { path: '/x' } });
+      expect(res.body.data?.invoke).toBeNull();
+      expect(res.body.errors).toHaveLength(1);
+      await hub.hub.audit.flush();
+      const { nodes } = await listInvocations(hub, { tenantId: 'lf1' });
+      expect(nodes.map((r) => r.code)).toEqual(['UPSTREAM_UNREACHABLE']);
+    } finally {
+      await hub.close();
+    }
   });
 });
 

@@ -111,14 +111,21 @@ export class InvokeService {
     const failed = (caught: unknown, call: PreparedCall | undefined): unknown => {
       const error = isDatabaseUnavailable(caught) ? new HubError('SERVICE_UNAVAILABLE', 'The hub cannot reach its database; retry later.') : caught;
       const failure = error instanceof HubError ? error : undefined;
-      if (failure) {
-        failure.extensions.requestId ??= requestId;
-        const where = { requestId: failure.extensions.requestId, traceId: scope.trace.traceId, tenantId: args.tenantId, systemId: args.systemId };
-        if (failure.code === 'INTERNAL_SERVER_ERROR') this.deps.log.error('invoke failed', { reason: failure.extensions.reason, ...where });
-        if (failure.cause !== undefined) this.deps.log.warn('upstream call failed', { code: failure.code, cause: failure.cause, ...where });
+      let rejection = error;
+      try {
+        if (failure) {
+          failure.extensions.requestId ??= requestId;
+          const where = { requestId: failure.extensions.requestId, traceId: scope.trace.traceId, tenantId: args.tenantId, systemId: args.systemId };
+          if (failure.code === 'INTERNAL_SERVER_ERROR') this.deps.log.error('invoke failed', { reason: failure.extensions.reason, ...where });
+          if (failure.cause !== undefined) this.deps.log.warn('upstream call failed', { code: failure.code, cause: failure.cause, ...where });
+        }
+      } catch (logFailure) {
+        rejection = logFailure; // as a throw in the catch block of an async function would
+      } finally {
+        // recorded even when the log line cannot be written
+        this.finish(scope, args, method, start, requestId, call, undefined, failure);
       }
-      this.finish(scope, args, method, start, requestId, call, undefined, failure);
-      return error;
+      return rejection;
     };
     const send = (call: PreparedCall): Promise<InvokeResult> => {
       let sent: Promise<InvokeResult>;
@@ -136,20 +143,26 @@ export class InvokeService {
           this.finish(scope, args, method, start, requestId, call, result, undefined);
           return result;
         },
-        (caught: unknown) => Promise.reject(failed(caught, call)),
+        (caught: unknown) => {
+          throw failed(caught, call);
+        },
       );
     };
+    let prepared: PreparedCall | Promise<PreparedCall>;
     try {
       // Records are never dropped: while the audit buffer is full (database away), refuse first.
       if (this.deps.audit.full) {
         this.deps.metrics?.auditRefusals.inc();
         throw new HubError('SERVICE_UNAVAILABLE', 'The hub cannot store invocation records right now; retry later.');
       }
-      const prepared = this.prepare(scope, args, method, mode, requestId);
-      return prepared instanceof Promise ? prepared.then(send, (caught: unknown) => Promise.reject(failed(caught, undefined))) : send(prepared);
+      prepared = this.prepare(scope, args, method, mode, requestId);
     } catch (caught) {
       return Promise.reject(failed(caught, undefined));
     }
+    if (!(prepared instanceof Promise)) return send(prepared);
+    return prepared.then(send, (caught: unknown) => {
+      throw failed(caught, undefined);
+    });
   }
 
   /** Metrics, the debug line and the invocation record of one ended field, refused or not. */

@@ -35,6 +35,8 @@ export interface TestHubOptions {
   db?: TestDatabase;
   dataDir?: string;
   emptyDb?: boolean;
+  /** the log sink throws on lines matching this (a logger that fails, e.g. on a value it cannot serialise) */
+  failLogLine?: RegExp;
 }
 
 export async function startTestHub(kind: DbKind, opts: TestHubOptions = {}): Promise<TestHub> {
@@ -54,7 +56,13 @@ export async function startTestHub(kind: DbKind, opts: TestHubOptions = {}): Pro
     ...opts.env,
   });
   const logs: string[] = [];
-  const hub = await startHub(config, { logSink: (line) => logs.push(line), pglite: db.pglite });
+  const hub = await startHub(config, {
+    logSink: (line) => {
+      if (opts.failLogLine?.test(line)) throw new Error('log sink failed');
+      logs.push(line);
+    },
+    pglite: db.pglite,
+  });
   const gql: TestHub['gql'] = async (query, variables, o = {}) => {
     const key = o.key === undefined ? adminKey : o.key;
     const res = await fetch(`${hub.url}/graphql`, {
