@@ -7,18 +7,11 @@
 // machine whose speed drifts by ±10-30% within minutes (bench/RESULTS.md) then shifts both builds
 // alike, and the paired ratios tell a change of a few percent apart. --a defaults to this tree;
 // each tree must hold a built dist/ (npm run build) and share this tree's node_modules.
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
-import { startHubProcess, type HubUnderTest } from './hub.js';
-import { runLoad, type LoadRequest } from './load.js';
+import type { HubUnderTest } from './hub.js';
+import { runLoad } from './load.js';
 import { pinSelf, ROOT, script, startNode, stopAll, waitForLine } from './processes.js';
-import { BATCH_SYSTEM, PLAIN_SYSTEM, seedSmall, SMALL_TENANTS } from './seed.js';
-import { ONE_DOC, tenDoc } from './documents.js';
-
-const POSTGRES_ADMIN_URL = process.env.HUB_BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+import { startSeededHub } from './seeded-hub.js';
 
 function args() {
   const o = { a: ROOT, b: '', db: 'postgres', doc: 'ten-batch', rounds: 8, windowS: 4, warmupS: 5, connections: 32 };
@@ -49,37 +42,7 @@ async function main() {
   const upUrl = `http://127.0.0.1:${(await waitForLine(up, /READY (\d+)/, 30_000))[1]}`;
   try {
     const start = async (name: string, tree: string) => {
-      const adminKey = `bench-admin-${randomBytes(24).toString('hex')}`;
-      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hub-ab-'));
-      cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-      let databaseUrl: string | undefined;
-      if (o.db === 'postgres') {
-        const db = `hub_ab_${randomBytes(4).toString('hex')}`;
-        const admin = async (sql: string) => {
-          const c = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-          await c.connect();
-          await c.query(sql).finally(() => c.end());
-        };
-        await admin(`CREATE DATABASE "${db}"`);
-        cleanups.push(() => admin(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`));
-        const u = new URL(POSTGRES_ADMIN_URL);
-        u.pathname = `/${db}`;
-        databaseUrl = u.toString();
-      }
-      const hub = await startHubProcess({ name, adminKey, dataDir, databaseUrl, encryptionKey: randomBytes(32).toString('base64'), mainJs: path.join(tree, 'dist', 'main.js') });
-      cleanups.push(() => hub.stop());
-      const seeded = await seedSmall(hub.url, adminKey, upUrl);
-      const request: LoadRequest = {
-        url: `${hub.url}/graphql`,
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${seeded.callerKey}` },
-        body: JSON.stringify(
-          o.doc === 'one'
-            ? { query: ONE_DOC, variables: { t: SMALL_TENANTS[0], s: PLAIN_SYSTEM, p: { path: '/fast/1' } } }
-            : { query: o.doc === 'ten-batch' ? tenDoc(BATCH_SYSTEM, (i) => `/fast/${i}`) : tenDoc(PLAIN_SYSTEM, o.doc === 'ten-identical' ? () => '/fast/1' : (i) => `/fast/${i}`) },
-        ),
-        failIfBodyContains: '"errors"',
-      };
+      const { hub, request } = await startSeededHub({ name, db: o.db, doc: o.doc, upstreamUrl: upUrl, cleanups, start: { mainJs: path.join(tree, 'dist', 'main.js') } });
       return { name, hub, request, rps: [] as number[], cpu: [] as number[] };
     };
     const sides = [await start('A', o.a), await start('B', o.b)];

@@ -11,20 +11,16 @@
 // --no-prof runs without the profiler (whose sampling slows the hub by half or more): CPU ms per
 // request and req/s as the benchmark would see them, to compare two builds quickly.
 // --no-start-flags starts the hub as plain `node dist/main.js`, without what `npm start` adds.
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, mkdtemp, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
-import { startHubProcess, type HubUnderTest } from './hub.js';
+import type { HubUnderTest } from './hub.js';
 import { runLoad } from './load.js';
 import { cpuMsOf, pinSelf, rssOf, script, startNode, stopAll, waitForLine } from './processes.js';
 import { summarise } from './profile-summary.js';
-import { BATCH_SYSTEM, PLAIN_SYSTEM, seedSmall, SMALL_TENANTS, tokenOf } from './seed.js';
-import { ONE_DOC, tenDoc } from './documents.js';
+import { PLAIN_SYSTEM, SMALL_TENANTS, tokenOf } from './seed.js';
+import { startSeededHub } from './seeded-hub.js';
 
-const POSTGRES_ADMIN_URL = process.env.HUB_BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 function args() {
   const o = { db: 'pglite', durationS: 20, warmupS: 15, out: path.resolve('bench-profiles'), target: 'hub', heap: false, prof: true, connections: 32, nodeArgs: [] as string[], startFlags: true, doc: 'one', rate: undefined as number | undefined };
@@ -116,37 +112,9 @@ async function main() {
         failIfBodyContains: '"errors"',
       };
     } else {
-      const adminKey = `bench-admin-${randomBytes(24).toString('hex')}`;
-      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hub-profile-'));
-      cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-      let databaseUrl: string | undefined;
-      if (o.db === 'postgres') {
-        const name = `hub_profile_${randomBytes(4).toString('hex')}`;
-        const admin = async (sql: string) => {
-          const c = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-          await c.connect();
-          await c.query(sql).finally(() => c.end());
-        };
-        await admin(`CREATE DATABASE "${name}"`);
-        cleanups.push(() => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
-        const u = new URL(POSTGRES_ADMIN_URL);
-        u.pathname = `/${name}`;
-        databaseUrl = u.toString();
-      }
-      const hub = await startHubProcess({ name: 'hub', adminKey, dataDir, databaseUrl, encryptionKey: randomBytes(32).toString('base64'), nodeArgs, startFlags: o.startFlags });
-      target = hub;
-      const seeded = await seedSmall(hub.url, adminKey, upUrl);
-      request = {
-        url: `${hub.url}/graphql`,
-        method: 'POST' as const,
-        headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${seeded.callerKey}` },
-        body: JSON.stringify(
-          o.doc === 'one'
-            ? { query: ONE_DOC, variables: { t: SMALL_TENANTS[0], s: PLAIN_SYSTEM, p: { path: '/fast/1' } } }
-            : { query: o.doc === 'ten-batch' ? tenDoc(BATCH_SYSTEM, (i) => `/fast/${i}`) : tenDoc(PLAIN_SYSTEM, o.doc === 'ten-identical' ? () => '/fast/1' : (i) => `/fast/${i}`) },
-        ),
-        failIfBodyContains: '"errors"',
-      };
+      const seeded = await startSeededHub({ name: 'hub', db: o.db, doc: o.doc, upstreamUrl: upUrl, cleanups, start: { nodeArgs, startFlags: o.startFlags } });
+      target = seeded.hub;
+      request = seeded.request;
     }
     process.stderr.write(`[profile] warming up ${o.warmupS} s\n`);
     await runLoad(request, { connections: o.connections, durationS: o.warmupS, overallRate: o.rate });
