@@ -6,11 +6,13 @@
 // the load goes to one, then the other, in short windows whose order alternates every round. A
 // machine whose speed drifts by ±10-30% within minutes (bench/RESULTS.md) then shifts both builds
 // alike, and the paired ratios tell a change of a few percent apart. --a defaults to this tree;
-// each tree must hold a built dist/ (npm run build) and share this tree's node_modules.
+// each tree is compiled first and must share this tree's node_modules (e.g. a git worktree with a
+// node_modules link). Both hubs start with this tree's `npm start` flags and environment.
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import type { HubUnderTest } from './hub.js';
 import { runLoad } from './load.js';
-import { pinSelf, ROOT, script, startNode, stopAll, waitForLine } from './processes.js';
+import { killAllNow, pinSelf, ROOT, script, startNode, stopAll, waitForLine } from './processes.js';
 import { startSeededHub } from './seeded-hub.js';
 
 function args() {
@@ -29,28 +31,52 @@ function args() {
     else throw new Error(`unknown option ${a[i]}`);
   }
   if (!o.b) throw new Error('usage: bench/ab.ts --b <tree> [--a <tree>] ...');
+  // Each build goes first in half of the rounds: the second of a round runs while the first
+  // one's last audit writes still land on CPU 0.
+  if (o.rounds % 2) throw new Error('--rounds must be even');
   return o;
 }
 
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = s.length / 2;
+  return Number.isInteger(m) ? (s[m - 1]! + s[m]!) / 2 : s[Math.floor(m)]!;
+};
+
+/** Compiles a tree's src/ to its dist/, so that neither side runs a stale build. */
+function build(tree: string) {
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(tree, 'tsconfig.build.json')], { cwd: tree, stdio: 'inherit' });
+}
 
 async function main() {
   const o = args();
   pinSelf(1);
+  build(o.a);
+  build(o.b);
   const cleanups: (() => Promise<unknown>)[] = [];
-  const up = startNode('upstream', script('bench', 'upstream.ts'), { cpu: 1 });
-  const upUrl = `http://127.0.0.1:${(await waitForLine(up, /READY (\d+)/, 30_000))[1]}`;
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    await stopAll();
+  };
+  // Interrupted: no hub left running pinned to CPU 0, no database or data directory left behind.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void cleanup().finally(() => process.exit(130)));
+  process.on('exit', killAllNow);
   try {
+    const up = startNode('upstream', script('bench', 'upstream.ts'), { cpu: 1 });
+    const upUrl = `http://127.0.0.1:${(await waitForLine(up, /READY (\d+)/, 30_000))[1]}`;
     const start = async (name: string, tree: string) => {
       const { hub, request } = await startSeededHub({ name, db: o.db, doc: o.doc, upstreamUrl: upUrl, cleanups, start: { mainJs: path.join(tree, 'dist', 'main.js') } });
       return { name, hub, request, rps: [] as number[], cpu: [] as number[] };
     };
     const sides = [await start('A', o.a), await start('B', o.b)];
-    for (const s of sides) await runLoad(s.request, { connections: o.connections, durationS: o.warmupS });
+    for (const s of sides) {
+      const warm = await runLoad(s.request, { connections: o.connections, durationS: o.warmupS });
+      if (warm.failed || !warm.ok) throw new Error(`${s.name}: warm-up answered ${warm.ok} requests, ${warm.failed} failed`);
+    }
     const measure = async (s: (typeof sides)[number], hub: HubUnderTest) => {
       const cpu0 = hub.cpuMs()!;
       const r = await runLoad(s.request, { connections: o.connections, durationS: o.windowS });
-      if (r.failed) throw new Error(`${s.name}: ${r.failed} failed requests`);
+      if (r.failed || !r.ok) throw new Error(`${s.name}: ${r.ok} answered, ${r.failed} failed`);
       s.rps.push(r.rps);
       s.cpu.push((hub.cpuMs()! - cpu0) / r.ok);
     };
@@ -70,8 +96,7 @@ async function main() {
         `B/A per round: req/s median ${median(pairs).toFixed(3)} (${Math.min(...pairs).toFixed(3)}-${Math.max(...pairs).toFixed(3)}), CPU per request median ${median(cpuPairs).toFixed(3)} (${Math.min(...cpuPairs).toFixed(3)}-${Math.max(...cpuPairs).toFixed(3)})\n`,
     );
   } finally {
-    for (const c of cleanups.reverse()) await c().catch(() => {});
-    await stopAll();
+    await cleanup();
   }
 }
 
