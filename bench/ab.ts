@@ -8,11 +8,9 @@
 // alike, and the paired ratios tell a change of a few percent apart. --a defaults to this tree;
 // each tree is compiled first and must share this tree's node_modules (e.g. a git worktree with a
 // node_modules link). Both hubs start with this tree's `npm start` flags and environment.
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import type { HubUnderTest } from './hub.js';
 import { runLoad } from './load.js';
-import { killAllNow, pinSelf, ROOT, script, startNode, stopAll, waitForLine } from './processes.js';
+import { compileTree, killAllNow, pinSelf, ROOT, script, startNode, stopAll, waitForLine } from './processes.js';
 import { startSeededHub } from './seeded-hub.js';
 
 function args() {
@@ -43,16 +41,12 @@ const median = (xs: number[]) => {
   return Number.isInteger(m) ? (s[m - 1]! + s[m]!) / 2 : s[Math.floor(m)]!;
 };
 
-/** Compiles a tree's src/ to its dist/, so that neither side runs a stale build. */
-function build(tree: string) {
-  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(tree, 'tsconfig.build.json')], { cwd: tree, stdio: 'inherit' });
-}
-
 async function main() {
   const o = args();
   pinSelf(1);
-  build(o.a);
-  build(o.b);
+  // neither side runs a stale build
+  compileTree(o.a);
+  compileTree(o.b);
   const cleanups: (() => Promise<unknown>)[] = [];
   const cleanup = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
@@ -73,16 +67,16 @@ async function main() {
       const warm = await runLoad(s.request, { connections: o.connections, durationS: o.warmupS });
       if (warm.failed || !warm.ok) throw new Error(`${s.name}: warm-up answered ${warm.ok} requests, ${warm.failed} failed`);
     }
-    const measure = async (s: (typeof sides)[number], hub: HubUnderTest) => {
-      const cpu0 = hub.cpuMs()!;
+    const measure = async (s: (typeof sides)[number]) => {
+      const cpu0 = s.hub.cpuMs()!;
       const r = await runLoad(s.request, { connections: o.connections, durationS: o.windowS });
       if (r.failed || !r.ok) throw new Error(`${s.name}: ${r.ok} answered, ${r.failed} failed`);
       s.rps.push(r.rps);
-      s.cpu.push((hub.cpuMs()! - cpu0) / r.ok);
+      s.cpu.push((s.hub.cpuMs()! - cpu0) / r.ok);
     };
     process.stdout.write(`A ${o.a}\nB ${o.b}\n${o.db}, ${o.doc}, ${o.rounds} rounds of ${o.windowS} s windows\n`);
     for (let round = 0; round < o.rounds; round++) {
-      for (const s of round % 2 ? [...sides].reverse() : sides) await measure(s, s.hub);
+      for (const s of round % 2 ? [...sides].reverse() : sides) await measure(s);
       const [a, b] = sides as [(typeof sides)[number], (typeof sides)[number]];
       process.stdout.write(
         `round ${round + 1}: A ${Math.round(a.rps.at(-1)!)} req/s ${a.cpu.at(-1)!.toFixed(3)} ms/req | B ${Math.round(b.rps.at(-1)!)} req/s ${b.cpu.at(-1)!.toFixed(3)} ms/req | B/A req/s ${(b.rps.at(-1)! / a.rps.at(-1)!).toFixed(3)}\n`,

@@ -3,6 +3,7 @@
 // /metrics, its RSS from /proc).
 import { buildHub, cpuMsOf, freePort, rssOf, startNode, waitForHttp, type Child } from './processes.js';
 import { startCommand } from '../scripts/start-command.js';
+import type { LoadRequest } from './load.js';
 
 export const HUB_CPU = 0;
 
@@ -123,5 +124,16 @@ export async function startHubProcess(o: HubStart): Promise<HubUnderTest> {
     },
     cpuMs: () => cpuMsOf(child.pid),
     stop: () => child.stop(),
+  };
+}
+
+/** The load request of GraphQL bodies (one, or used in turn) to a hub, as a caller's key sends them. */
+export function hubRequest(hub: HubUnderTest, key: string, bodies: string[]): LoadRequest {
+  return {
+    url: `${hub.url}/graphql`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${key}` },
+    ...(bodies.length === 1 ? { body: bodies[0] } : { bodies }),
+    failIfBodyContains: '"errors"',
   };
 }

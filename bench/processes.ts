@@ -28,11 +28,16 @@ export function pinSelf(cpu: number): boolean {
   return true;
 }
 
+/** Compiles a tree's src/ to its dist/ (`npm run build`) with this tree's TypeScript. */
+export function compileTree(tree: string): void {
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(tree, 'tsconfig.build.json')], { cwd: tree, stdio: 'inherit' });
+}
+
 let built = false;
 /** Compiles src/ to dist/ once per run (`npm run build`): the hub runs as `npm start` runs it. */
 export function buildHub(): string {
   if (!built) {
-    execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+    compileTree(ROOT);
     built = true;
   }
   return path.join(ROOT, 'dist', 'main.js');

@@ -21,7 +21,6 @@ import { summarise } from './profile-summary.js';
 import { PLAIN_SYSTEM, SMALL_TENANTS, tokenOf } from './seed.js';
 import { startSeededHub } from './seeded-hub.js';
 
-
 function args() {
   const o = { db: 'pglite', durationS: 20, warmupS: 15, out: path.resolve('bench-profiles'), target: 'hub', heap: false, prof: true, connections: 32, nodeArgs: [] as string[], startFlags: true, doc: 'one', rate: undefined as number | undefined };
   const a = process.argv.slice(2);

@@ -17,8 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
-import { HUB_CPU, startHubProcess, type HubUnderTest } from './hub.js';
+import { HUB_CPU, hubRequest, startHubProcess, type HubUnderTest } from './hub.js';
+import { postgresDatabase } from './bench-database.js';
 import { runLoad, type LoadRequest } from './load.js';
 import { cpuMsOf, rssOf, killAllNow, pinSelf, script, startNode, stopAll, waitForLine } from './processes.js';
 import { startCommand } from '../scripts/start-command.js';
@@ -45,7 +45,6 @@ const FIXED_RATE = 1000;
 const PAIRED: ScenarioKey[] = ['ten-batch', 'one', 'one-100k'];
 // Five: on these machines one 5-s round can swing by 10 points or more (bench/RESULTS.md, 08:11).
 const PAIRED_ROUNDS = 5;
-const POSTGRES_ADMIN_URL = process.env.HUB_BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -130,44 +129,6 @@ async function tempDir(label: string): Promise<string> {
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
-
-function assertLoopback(url: string) {
-  const host = new URL(url).hostname;
-  if (!['127.0.0.1', 'localhost', '[::1]', '::1'].includes(host)) throw new Error(`the benchmark only talks to loopback addresses, not ${host}`);
-}
-
-/** A fresh PostgreSQL database, dropped at clean-up. */
-async function postgresDatabase(name: string): Promise<string> {
-  assertLoopback(POSTGRES_ADMIN_URL);
-  const adminDb = async (sql: string) => {
-    const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL, connectionTimeoutMillis: 5000 });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
-  };
-  await adminDb(`CREATE DATABASE "${name}"`);
-  cleanups.push(() => adminDb(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
-  const url = new URL(POSTGRES_ADMIN_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Requests
-
-function hubRequest(hub: HubUnderTest, key: string, bodies: string[]): LoadRequest {
-  return {
-    url: `${hub.url}/graphql`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${key}` },
-    ...(bodies.length === 1 ? { body: bodies[0] } : { bodies }),
-    failIfBodyContains: '"errors"',
-  };
-}
-
 
 // ---------------------------------------------------------------------------------------------
 // Upstream
@@ -350,14 +311,14 @@ async function benchDatabaseIn(kind: 'pglite' | 'postgres', upstream: Upstream, 
     return hub;
   };
   const id = randomBytes(4).toString('hex');
-  const pgUrl = kind === 'postgres' ? await postgresDatabase(`hub_bench_${id}`) : undefined;
+  const pgUrl = kind === 'postgres' ? await postgresDatabase(`hub_bench_${id}`, cleanups) : undefined;
   const db = (dataDir: string, url: string | undefined) => ({ dataDir, databaseUrl: url, encryptionKey, adminKey });
 
   // The 100,000-tenant registry is written with SQL before its hub opens the database.
   let large: { dataDir: string; url: string | undefined } | null = null;
   if (!opts.skip100k) {
     const dataDir = await tempDir(`${kind}-100k`);
-    const url = kind === 'postgres' ? await postgresDatabase(`hub_bench_${id}_100k`) : undefined;
+    const url = kind === 'postgres' ? await postgresDatabase(`hub_bench_${id}_100k`, cleanups) : undefined;
     const t = Date.now();
     log(`${tag}: seeding 100,000 tenants x ${LARGE_SYSTEMS} systems with SQL`);
     if (url) await seedLargePostgres(url, upstream.url);

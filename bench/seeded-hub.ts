@@ -6,13 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
-import { startHubProcess, type HubStart, type HubUnderTest } from './hub.js';
+import { postgresDatabase } from './bench-database.js';
+import { hubRequest, startHubProcess, type HubStart, type HubUnderTest } from './hub.js';
 import type { LoadRequest } from './load.js';
 import { docBody } from './documents.js';
 import { seedSmall } from './seed.js';
-
-const POSTGRES_ADMIN_URL = process.env.HUB_BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 export async function startSeededHub(o: {
   name: string;
@@ -26,29 +24,9 @@ export async function startSeededHub(o: {
   const adminKey = `bench-admin-${randomBytes(24).toString('hex')}`;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'hub-bench-'));
   o.cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-  let databaseUrl: string | undefined;
-  if (o.db === 'postgres') {
-    const name = `hub_bench_${randomBytes(4).toString('hex')}`;
-    const admin = async (sql: string) => {
-      const c = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-      await c.connect();
-      await c.query(sql).finally(() => c.end());
-    };
-    await admin(`CREATE DATABASE "${name}"`);
-    o.cleanups.push(() => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
-    const u = new URL(POSTGRES_ADMIN_URL);
-    u.pathname = `/${name}`;
-    databaseUrl = u.toString();
-  }
+  const databaseUrl = o.db === 'postgres' ? await postgresDatabase(`hub_bench_${randomBytes(4).toString('hex')}`, o.cleanups) : undefined;
   const hub = await startHubProcess({ ...o.start, name: o.name, adminKey, dataDir, databaseUrl, encryptionKey: randomBytes(32).toString('base64') });
   o.cleanups.push(() => hub.stop());
   const seeded = await seedSmall(hub.url, adminKey, o.upstreamUrl);
-  const request: LoadRequest = {
-    url: `${hub.url}/graphql`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${seeded.callerKey}` },
-    body: docBody(o.doc),
-    failIfBodyContains: '"errors"',
-  };
-  return { hub, request };
+  return { hub, request: hubRequest(hub, seeded.callerKey, [docBody(o.doc)]) };
 }
