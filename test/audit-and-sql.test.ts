@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabases } from './helpers/databases.js';
 import { createCallerWithGrant, INVOKE_MUTATION, INVOKE_QUERY, seedExclusive } from './helpers/seed.js';
 import { freePort } from './helpers/free-port.js';
+import { deleteRecord, editRecord, firstOfRow } from './helpers/invocation-rows.js';
 import { createTestDatabase, type TestDatabase } from './helpers/test-database.js';
 import { startTestHub, type GqlResponse, type TestHub } from './helpers/test-hub.js';
 import { echo, startUpstream, type RecordedRequest, type Upstream } from './helpers/upstream.js';
@@ -264,7 +265,7 @@ describe.each(testDatabases())('audit and SQL on %s', (kind) => {
       expect(all.slice(0, 5).map((r) => r.path)).toEqual(['/list/5', '/list/4', '/list/3', '/list/2', '/list/1']);
       for (let i = 1; i < all.length; i++) expect(Date.parse(all[i - 1].createdAt)).toBeGreaterThanOrEqual(Date.parse(all[i].createdAt));
       // the same as the table in insertion order, reversed
-      const rows = await hub.db.query<{ id: string }>(`SELECT id FROM "Invocation" ORDER BY seq DESC`);
+      const rows = await hub.db.query<{ id: string }>(`SELECT id FROM "Invocation" ORDER BY seq DESC, index DESC`);
       expect(all.map((r) => r.id)).toEqual(rows.map((r) => r.id));
     });
 
@@ -334,7 +335,7 @@ describe.each(testDatabases())('invocation chain on %s', (kind) => {
   });
 
   const verify = async () => (await hub.admin(`{ verifyInvocationChain { ok checked firstBrokenId } }`)).verifyInvocationChain;
-  const rows = () => hub.db.query<{ id: string; status: number | null }>(`SELECT id, status FROM "Invocation" ORDER BY seq ASC`);
+  const rows = () => hub.db.query<{ id: string; status: number | null }>(`SELECT id, status FROM "Invocation" ORDER BY seq ASC, index ASC`);
 
   it('verifies, then finds an edited record and the record after a deleted one', async () => {
     await hub.gql(`{ a: invoke(tenantId: "c1", systemId: "cs", params: { path: "/a" }) { status } b: invoke(tenantId: "c1", systemId: "cs", params: { path: "/b" }) { status } }`);
@@ -352,22 +353,32 @@ describe.each(testDatabases())('invocation chain on %s', (kind) => {
     // Edit one record in place.
     const edited = stored[3]!;
     expect(edited.status).toBe(200);
-    await hub.db.query(`UPDATE "Invocation" SET status = 201 WHERE id = $1`, [edited.id]);
-    expect(await verify()).toMatchObject({ ok: false, firstBrokenId: edited.id });
+    await editRecord(hub.db, edited.id, 'status', 201);
+    expect(await verify()).toMatchObject({ ok: false, firstBrokenId: await firstOfRow(hub.db, edited.id) });
     // Put it back: the chain is whole again.
-    await hub.db.query(`UPDATE "Invocation" SET status = 200 WHERE id = $1`, [edited.id]);
+    await editRecord(hub.db, edited.id, 'status', 200);
     expect(await verify()).toEqual({ ok: true, checked: stored.length, firstBrokenId: null });
 
     // Edit a refused record's code.
     const refused = stored.find((r) => r.status === null)!;
-    await hub.db.query(`UPDATE "Invocation" SET code = 'FORBIDDEN' WHERE id = $1`, [refused.id]);
-    expect(await verify()).toMatchObject({ ok: false, firstBrokenId: refused.id });
-    await hub.db.query(`UPDATE "Invocation" SET code = 'NOT_FOUND' WHERE id = $1`, [refused.id]);
+    await editRecord(hub.db, refused.id, 'code', 'FORBIDDEN');
+    expect(await verify()).toMatchObject({ ok: false, firstBrokenId: await firstOfRow(hub.db, refused.id) });
+    await editRecord(hub.db, refused.id, 'code', 'NOT_FOUND');
     expect(await verify()).toMatchObject({ ok: true });
 
-    // Delete a record in the middle: the next one no longer follows its predecessor.
-    await hub.db.query(`DELETE FROM "Invocation" WHERE id = $1`, [stored[2]!.id]);
-    expect(await verify()).toMatchObject({ ok: false, firstBrokenId: stored[3]!.id });
+    // Consecutive records of one caller to one system share a row (these calls came close
+    // together): the chain is checked row by row, and a broken row is named by its first record.
+    const head = await firstOfRow(hub.db, stored[1]!.id);
+    await editRecord(hub.db, stored[1]!.id, 'status', 299);
+    expect(await verify()).toMatchObject({ ok: false, checked: stored.findIndex((r) => r.id === head), firstBrokenId: head });
+    await editRecord(hub.db, stored[1]!.id, 'status', stored[1]!.status);
+    expect(await verify()).toMatchObject({ ok: true });
+
+    // Delete a record in the middle: the next one no longer follows its predecessor (named by the
+    // next record when the deleted one began its row, else by its row's first record).
+    const deletedHead = await firstOfRow(hub.db, stored[2]!.id);
+    await deleteRecord(hub.db, stored[2]!.id);
+    expect(await verify()).toMatchObject({ ok: false, firstBrokenId: deletedHead === stored[2]!.id ? stored[3]!.id : deletedHead });
   });
 });
 

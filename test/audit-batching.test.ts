@@ -6,9 +6,9 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuditLog } from '../src/audit/audit-log.js';
-import type { InvocationEntry } from '../src/audit/chain.js';
+import { groupRecords, MAX_GROUP, type InvocationEntry, type RecordGroup } from '../src/audit/chain.js';
 import { PgliteChainWriter, PostgresChainWriter, type ChainWriter } from '../src/audit/chain-writer.js';
-import { verifyChain } from '../src/audit/invocations.js';
+import { listInvocations, verifyChain, type InvocationFilter } from '../src/audit/invocations.js';
 import { openDatabase, type Database } from '../src/db/database.js';
 import { createLogger } from '../src/log.js';
 import { testDatabases } from './helpers/databases.js';
@@ -25,13 +25,13 @@ class GatedWriter implements ChainWriter {
   get maxBatch() {
     return this.inner.maxBatch;
   }
-  async append(batch: InvocationEntry[]): Promise<void> {
-    this.batches.push(batch.map((e) => e.path));
+  async append(groups: readonly RecordGroup[]): Promise<void> {
+    this.batches.push(groups.flatMap((g) => g.records.map((e) => e.path)));
     await new Promise<void>((resolve) => {
       this.gates.push(resolve);
       this.waiting.splice(0).forEach((w) => w());
     });
-    await this.inner.append(batch);
+    await this.inner.append(groups);
   }
   /** Resolves once an append is held. */
   async held(): Promise<void> {
@@ -89,7 +89,7 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     await flushed;
   };
 
-  const stored = async () => (await testDb.query<{ path: string }>('SELECT "path" FROM "Invocation" ORDER BY "seq"')).map((r) => r.path);
+  const stored = async () => (await testDb.query<{ path: string }>('SELECT "path" FROM "Invocation" ORDER BY "seq", "index"')).map((r) => r.path);
 
   it('writes what was recorded before the flush; a record arriving during the write waits for the next batch', { timeout: 15_000 }, async () => {
     audit.record(entry('/a'));
@@ -124,15 +124,18 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     await flushThrough();
 
     const rows = await testDb.query<Record<string, unknown>>(
-      `SELECT "seq"::int AS seq, "id", (extract(epoch from "createdAt") * 1000)::float8 AS ms, "callerId", "tenantId", "systemId", "method"::text AS method, "path", "status", "code", "durationMs", "requestId" FROM "Invocation" ORDER BY "seq"`,
+      `SELECT "seq"::int AS seq, "id", (extract(epoch from "createdAt") * 1000)::float8 AS ms, "callerId", "tenantId", "systemId", "method"::text AS method, "path", "status", "code", "durationMs", "requestId" FROM "Invocation" ORDER BY "seq", "index"`,
     );
     expect(rows.map(({ seq, ms, ...fields }) => ({ ...fields, createdAt: new Date(ms as number) }))).toEqual(records);
-    expect(rows.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    // The column's default takes the next number: the sequence handed out exactly the records' numbers
+    // Consecutive records of one caller share a row: rows numbered 1, 2, ... in the records' order
+    const rowOfEach = [groupRecords(records.slice(0, 3)), groupRecords(records.slice(3))].flat().flatMap((g, i) => g.records.map(() => i + 1));
+    expect(rowOfEach).toEqual([1, 2, 2, 3, 4, 4, 5, 6]);
+    expect(rows.map((r) => r.seq)).toEqual(rowOfEach);
+    // The column's default takes the next number: the sequence handed out exactly the groups' numbers
     await testDb.query(
-      `INSERT INTO "Invocation" ("id", "createdAt", "tenantId", "systemId", "method", "path", "durationMs", "requestId", "prevHash", "hash") VALUES ('x', now(), 't', 's', 'GET', '/', 1, 'r', '', '')`,
+      `INSERT INTO "InvocationGroup" ("id", "tenantId", "systemId", "count", "records", "prevHash", "hash") VALUES ('x', 't', 's', 0, '[]', '', '')`,
     );
-    expect((await testDb.query<{ seq: number }>(`SELECT "seq"::int AS seq FROM "Invocation" WHERE "id" = 'x'`))[0]!.seq).toBe(9);
+    expect((await testDb.query<{ seq: number }>(`SELECT "seq"::int AS seq FROM "InvocationGroup" WHERE "id" = 'x'`))[0]!.seq).toBe(7);
     await audit.close();
   });
 
@@ -143,7 +146,7 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     const records = awkward.map((text, i) => ({ ...entry(`/p/${text}`), tenantId: text || 't', systemId: `s${text}`, callerId: text, code: `C${text}`, requestId: `r${text}`, status: i % 2 ? null : 200 }));
     records.forEach((r) => audit.record(r));
     await flushThrough();
-    const rows = await testDb.query<Record<string, unknown>>(`SELECT "id", "callerId", "tenantId", "systemId", "path", "status", "code", "requestId" FROM "Invocation" ORDER BY "seq"`);
+    const rows = await testDb.query<Record<string, unknown>>(`SELECT "id", "callerId", "tenantId", "systemId", "path", "status", "code", "requestId" FROM "Invocation" ORDER BY "seq", "index"`);
     expect(rows).toEqual(records.map(({ id, callerId, tenantId, systemId, path, status, code, requestId }) => ({ id, callerId, tenantId, systemId, path, status, code, requestId })));
     // The hashes cover the recorded values: re-computed from the stored rows, they match.
     expect(await verifyChain(db.prisma)).toEqual({ ok: true, checked: records.length, firstBrokenId: null });
@@ -155,7 +158,7 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     const records = [{ ...entry('/half-\ud83d'), tenantId: '\ude00t', systemId: 's\ud83d', callerId: '\ud800', code: 'C\udfff', requestId: 'r\ud83d' }, entry('/after')];
     records.forEach((r) => audit.record(r));
     await flushThrough();
-    const rows = await testDb.query<Record<string, unknown>>(`SELECT "callerId", "tenantId", "systemId", "path", "code", "requestId" FROM "Invocation" ORDER BY "seq"`);
+    const rows = await testDb.query<Record<string, unknown>>(`SELECT "callerId", "tenantId", "systemId", "path", "code", "requestId" FROM "Invocation" ORDER BY "seq", "index"`);
     expect(rows[0]).toEqual({ callerId: '\ufffd', tenantId: '\ufffdt', systemId: 's\ufffd', path: '/half-\ufffd', code: 'C\ufffd', requestId: 'r\ufffd' });
     expect(await verifyChain(db.prisma)).toEqual({ ok: true, checked: 2, firstBrokenId: null });
     await audit.close();
@@ -172,8 +175,68 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     }
     await flushed;
     expect(writer.batches.map((b) => b.length)).toEqual([writer.maxBatch, writer.maxBatch, 123]);
-    const ids = await testDb.query<{ id: string }>('SELECT "id" FROM "Invocation" ORDER BY "seq"');
+    const ids = await testDb.query<{ id: string }>('SELECT "id" FROM "Invocation" ORDER BY "seq", "index"');
     expect(ids.map((r) => r.id)).toEqual(records.map((r) => r.id));
+    expect(await verifyChain(db.prisma)).toEqual({ ok: true, checked: records.length, firstBrokenId: null });
+    await audit.close();
+  });
+
+  it("stores consecutive records of one caller to one tenant's system as one row; the view, the list and the chain still show each record", async () => {
+    const of = (path: string, systemId: string, callerId = 'c1') => ({ ...entry(path), systemId, callerId });
+    const [a1, a2, b, a3, c] = [of('/a1', 's1'), of('/a2', 's1'), of('/b', 's2'), of('/a3', 's1'), of('/c', 's1', 'c2')];
+    [a1, a2, b, a3, c].forEach((r) => audit.record(r));
+    await flushThrough();
+    // Runs of consecutive records, in the order they were recorded
+    const groups = await testDb.query<{ seq: string; id: string; count: number; systemId: string; callerId: string }>('SELECT "seq"::text AS seq, "id", "count", "systemId", "callerId" FROM "InvocationGroup" ORDER BY "seq"');
+    expect(groups.map(({ id, count, systemId, callerId }) => ({ id, count, systemId, callerId }))).toEqual([
+      { id: a1.id, count: 2, systemId: 's1', callerId: 'c1' },
+      { id: b.id, count: 1, systemId: 's2', callerId: 'c1' },
+      { id: a3.id, count: 1, systemId: 's1', callerId: 'c1' },
+      { id: c.id, count: 1, systemId: 's1', callerId: 'c2' },
+    ]);
+    expect(await stored()).toEqual(['/a1', '/a2', '/b', '/a3', '/c']);
+    expect(await verifyChain(db.prisma)).toEqual({ ok: true, checked: 5, firstBrokenId: null });
+
+    // Newest first, one record a page: the cursor walks through a group record by record.
+    const walk = async (filter: InvocationFilter, first: number, after?: string) => {
+      const pages: string[][] = [];
+      let total = -1;
+      for (;;) {
+        const page = await listInvocations(db.prisma, filter, first, after);
+        pages.push(page.edges.map((e) => e.node.path));
+        total = page.totalCount;
+        if (!page.pageInfo.hasNextPage) return { pages, total };
+        after = page.pageInfo.endCursor!;
+      }
+    };
+    expect(await walk({}, 1)).toEqual({ pages: [['/c'], ['/a3'], ['/b'], ['/a2'], ['/a1']], total: 5 });
+    expect(await walk({}, 2)).toEqual({ pages: [['/c', '/a3'], ['/b', '/a2'], ['/a1']], total: 5 });
+    expect(await walk({ systemId: 's1' }, 3)).toEqual({ pages: [['/c', '/a3', '/a2'], ['/a1']], total: 4 });
+    expect(await walk({ callerId: 'c1', systemId: 's1' }, 2)).toEqual({ pages: [['/a3', '/a2'], ['/a1']], total: 3 });
+    // Every field of a record comes back as recorded
+    const listed = await listInvocations(db.prisma, { systemId: 's2' }, 5, null);
+    expect(listed.edges.map((e) => e.node)).toEqual([b]);
+    // A cursor given out before records were grouped (a bare seq) lists what came before that row
+    const cursorOfGroup = (i: number) => Buffer.from(groups[i]!.seq).toString('base64url');
+    expect(await walk({}, 10, cursorOfGroup(2))).toEqual({ pages: [['/b', '/a2', '/a1']], total: 5 });
+    expect(await walk({}, 10, cursorOfGroup(0))).toEqual({ pages: [[]], total: 5 });
+    for (const bad of ['x', `${groups[0]!.seq}.`, `${groups[0]!.seq}.1.2`, '-1']) {
+      await expect(listInvocations(db.prisma, {}, 1, Buffer.from(bad).toString('base64url'))).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    }
+    await audit.close();
+  });
+
+  it(`puts at most ${MAX_GROUP} records in a row`, async () => {
+    const records = Array.from({ length: 2 * MAX_GROUP + 1 }, (_, i) => entry(`/run/${i}`));
+    records.forEach((r) => audit.record(r));
+    await flushThrough();
+    const groups = await testDb.query<{ id: string; count: number }>('SELECT "id", "count" FROM "InvocationGroup" ORDER BY "seq"');
+    expect(groups).toEqual([
+      { id: records[0]!.id, count: MAX_GROUP },
+      { id: records[MAX_GROUP]!.id, count: MAX_GROUP },
+      { id: records[2 * MAX_GROUP]!.id, count: 1 },
+    ]);
+    expect((await stored()).length).toBe(records.length);
     expect(await verifyChain(db.prisma)).toEqual({ ok: true, checked: records.length, firstBrokenId: null });
     await audit.close();
   });
@@ -195,7 +258,7 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
 
 describe.skipIf(!testDatabases().includes('postgres'))('the PostgreSQL audit writer', () => {
   /**
-   * A fresh database, its writer, and a holder session that has locked the Invocation table in an
+   * A fresh database, its writer, and a holder session that has locked the InvocationGroup table in an
    * open transaction; `prepare` runs before the writer connects. Everything is closed afterwards.
    */
   const withTableLocked = async (
@@ -210,7 +273,7 @@ describe.skipIf(!testDatabases().includes('postgres'))('the PostgreSQL audit wri
     await holder.connect();
     try {
       await holder.query('BEGIN');
-      await holder.query('LOCK TABLE "Invocation" IN ACCESS EXCLUSIVE MODE');
+      await holder.query('LOCK TABLE "InvocationGroup" IN ACCESS EXCLUSIVE MODE');
       await run({ testDb, writer, holder });
     } finally {
       await holder.end();
@@ -225,13 +288,13 @@ describe.skipIf(!testDatabases().includes('postgres'))('the PostgreSQL audit wri
   // pool inside an aborted transaction and refuse every later write.
   it('rolls back a write cancelled while it waits, and its connection serves the next writes', { timeout: 20_000 }, () =>
     withTableLocked(async ({ testDb, writer, holder }) => {
-      const cancelled = writer.append([entry('/cancelled')]);
+      const cancelled = writer.append(groupRecords([entry('/cancelled')]));
       await testDb.query('SELECT pg_cancel_backend($1)', [(await lockWaiters(testDb))[0]]);
       await expect(cancelled).rejects.toMatchObject({ code: '57014' });
       await holder.query('ROLLBACK');
 
-      for (const path of ['/b', '/c', '/d']) await writer.append([entry(path)]);
-      const rows = await testDb.query<{ path: string }>('SELECT "path" FROM "Invocation" ORDER BY "seq"');
+      for (const path of ['/b', '/c', '/d']) await writer.append(groupRecords([entry(path)]));
+      const rows = await testDb.query<{ path: string }>('SELECT "path" FROM "Invocation" ORDER BY "seq", "index"');
       expect(rows.map((r) => r.path)).toEqual(['/b', '/c', '/d']);
     }));
 
@@ -241,16 +304,16 @@ describe.skipIf(!testDatabases().includes('postgres'))('the PostgreSQL audit wri
   it("chains onto a record committed while it waited, whatever the database's default isolation", { timeout: 20_000 }, () =>
     withTableLocked(
       async ({ testDb, writer, holder }) => {
-        const written = writer.append([entry('/after')]);
+        const written = writer.append(groupRecords([entry('/after')]));
         await lockWaiters(testDb);
         const hash = 'a'.repeat(64);
         await holder.query(
-          `INSERT INTO "Invocation" ("id", "createdAt", "tenantId", "systemId", "method", "path", "durationMs", "requestId", "prevHash", "hash") VALUES ('first', now(), 't', 's', 'GET', '/first', 1, 'r', $1, $2)`,
+          `INSERT INTO "InvocationGroup" ("id", "tenantId", "systemId", "count", "records", "prevHash", "hash") VALUES ('first', 't', 's', 1, '[["first","2026-11-27T00:00:00.000Z","GET","/first",200,null,1,"r"]]', $1, $2)`,
           ['0'.repeat(64), hash],
         );
         await holder.query('COMMIT');
         await written;
-        const rows = await testDb.query<{ path: string; prevHash: string }>('SELECT "path", "prevHash" FROM "Invocation" ORDER BY "seq"');
+        const rows = await testDb.query<{ path: string; prevHash: string }>('SELECT i."path", g."prevHash" FROM "Invocation" i JOIN "InvocationGroup" g USING ("seq") ORDER BY "seq"');
         expect(rows).toEqual([
           { path: '/first', prevHash: '0'.repeat(64) },
           { path: '/after', prevHash: hash },

@@ -9,7 +9,7 @@
 // maxBuffered of room; past that a record goes to the error log instead (records hold no
 // secrets) and is counted in stats.unbuffered, so memory stays bounded and nothing is lost silently.
 import type { Logger } from '../log.js';
-import type { InvocationEntry } from './chain.js';
+import { groupRecords, type InvocationEntry } from './chain.js';
 import type { ChainWriter } from './chain-writer.js';
 import { isDatabaseTransient } from '../utils/database-errors.js';
 
@@ -122,8 +122,11 @@ export class AuditLog {
 
   private async writeBatch(): Promise<void> {
     const batch = this.queue.slice(0, this.maxBatch);
+    // The same queue head groups the same way on a retry, so a group whose write did commit (its
+    // acknowledgement lost) is refused by the first record's unique id instead of stored twice.
+    const groups = groupRecords(batch);
     try {
-      await this.insertChained(batch);
+      await this.writer.append(groups);
       this.queue.splice(0, batch.length);
     } catch (error) {
       if (isDatabaseTransient(error)) {
@@ -132,22 +135,18 @@ export class AuditLog {
         this.failing = true;
         throw error;
       }
-      // A record the database refuses must not hold up every record behind it: write them one by
-      // one, and put a refused one in the log (records hold no secrets) instead of the table.
-      for (const entry of batch) {
+      // A group the database refuses must not hold up every record behind it: write them one by
+      // one, and put a refused group's records in the log (records hold no secrets) instead of the table.
+      for (const group of groups) {
         try {
-          await this.insertChained([entry]);
+          await this.writer.append([group]);
         } catch (single) {
           if (isDatabaseTransient(single)) throw single;
-          this.log.error('an invocation record was refused by the database; kept here', { error: single, record: entry });
+          for (const record of group.records) this.log.error('an invocation record was refused by the database; kept here', { error: single, record });
         }
-        this.queue.shift();
+        this.queue.splice(0, group.records.length);
       }
     }
-  }
-
-  private insertChained(batch: InvocationEntry[]): Promise<void> {
-    return this.writer.append(batch);
   }
 
   /** Stops the timer and writes everything still queued. */

@@ -1,8 +1,8 @@
-// Appending a batch of records to the hash chain: read the newest stored hash, chain the batch
-// onto it, insert it, commit. The batch travels in COPY's text format, one line per record, and
-// one COPY ... FROM loads it: the server parses plain tab-separated text, where unpacking one JSON
+// Appending a batch of record groups to the hash chain: read the newest stored hash, chain the
+// groups onto it, insert them, commit. The batch travels in COPY's text format, one line per group
+// (src/audit/chain.ts, groupRecords), and one COPY ... FROM loads it: the server parses plain tab-separated text, where unpacking one JSON
 // parameter with INSERT ... SELECT cost it ~25% more CPU per row for the same work in the hub
-// (bench/RESULTS.md, 2026-11-27); Prisma's createMany compiled 13 parameters per record.
+// (bench/RESULTS.md, 2026-11-27); Prisma's createMany compiled a parameter per column and row.
 // Two writers, one per database, each on the driver itself rather than through Prisma:
 // - PostgreSQL: a small pg pool of its own (the audit write is the only SQL on a warm invoke),
 //   under an advisory lock, so that processes sharing the database extend one chain.
@@ -14,7 +14,7 @@
 import type { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { copyIn } from '../db/copy-in.js';
-import { chainHash, GENESIS, isoOf, type InvocationEntry } from './chain.js';
+import { chainHash, GENESIS, storedRecord, type InvocationEntry, type RecordGroup } from './chain.js';
 
 const CHAIN_LOCK = 72_470_003;
 
@@ -22,9 +22,9 @@ const CHAIN_LOCK = 72_470_003;
 export type StatementListener = () => void;
 
 export interface ChainWriter {
-  /** Appends the batch, in order, in one transaction; throws if nothing was written. */
-  append(batch: InvocationEntry[]): Promise<void>;
-  /** the largest batch worth sending in one write */
+  /** Appends the groups, in order, in one transaction; throws if nothing was written. */
+  append(groups: readonly RecordGroup[]): Promise<void>;
+  /** the most records worth sending in one write */
   readonly maxBatch: number;
   close(): Promise<void>;
 }
@@ -64,21 +64,27 @@ function asStored(e: InvocationEntry): InvocationEntry {
 }
 
 /**
- * The batch chained onto prev, as COPY_ROWS reads it: each line is the record's columns followed
- * by the previous hash and its own (chainHash covers the record's fields as JSON, not this line).
+ * The groups chained onto prev, as COPY_ROWS reads them: one line per group, its columns followed by
+ * the hash before its first record and the hash after its last (chainHash covers each record's
+ * fields as JSON, not this line).
  */
-function chainedLines(prev: string, batch: InvocationEntry[]): string {
+function chainedLines(prev: string, groups: readonly RecordGroup[]): string {
   let text = '';
-  for (const record of batch) {
-    const e = asStored(record);
-    const hash = chainHash(prev, e);
-    text += `${e.id}\t${isoOf(e.createdAt)}\t${copyNullable(e.callerId)}\t${copyText(e.tenantId)}\t${copyText(e.systemId)}\t${e.method}\t${copyText(e.path)}\t${e.status ?? '\\N'}\t${copyNullable(e.code)}\t${e.durationMs}\t${copyText(e.requestId)}\t${prev}\t${hash}\n`;
-    prev = hash;
+  for (const group of groups) {
+    const first = prev;
+    let records = '';
+    for (const record of group.records) {
+      const e = asStored(record);
+      prev = chainHash(prev, e);
+      records += (records ? ',' : '[') + JSON.stringify(storedRecord(e));
+    }
+    const head = asStored(group.records[0]!);
+    text += `${head.id}\t${copyNullable(head.callerId)}\t${copyText(head.tenantId)}\t${copyText(head.systemId)}\t${group.records.length}\t${copyText(records)}]\t${first}\t${prev}\n`;
   }
   return text;
 }
 
-const LAST_HASH = `SELECT "hash" FROM "Invocation" ORDER BY "seq" DESC LIMIT 1`;
+const LAST_HASH = `SELECT "hash" FROM "InvocationGroup" ORDER BY "seq" DESC LIMIT 1`;
 /**
  * PostgreSQL: open the transaction, bound its statements' time (the wait for the lock included;
  * SET LOCAL rather than a connection parameter, which PgBouncer refuses), take the chain lock,
@@ -88,10 +94,10 @@ const LAST_HASH = `SELECT "hash" FROM "Invocation" ORDER BY "seq" DESC LIMIT 1`;
 const BEGIN_LOCKED = `BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = 30000; SELECT pg_advisory_xact_lock(${CHAIN_LOCK}); ${LAST_HASH}`;
 
 // The lines' order is the rows' order, so seq follows the chain.
-const COLUMNS = `"id", "createdAt", "callerId", "tenantId", "systemId", "method", "path", "status", "code", "durationMs", "requestId", "prevHash", "hash"`;
-const COPY_ROWS = `COPY "Invocation" (${COLUMNS}) FROM STDIN`;
+const COLUMNS = `"id", "callerId", "tenantId", "systemId", "count", "records", "prevHash", "hash"`;
+const COPY_ROWS = `COPY "InvocationGroup" (${COLUMNS}) FROM STDIN`;
 // PGlite reads COPY data from a file its query() is handed as a Blob, at this path.
-const COPY_ROWS_PGLITE = `COPY "Invocation" (${COLUMNS}) FROM '/dev/blob'`;
+const COPY_ROWS_PGLITE = `COPY "InvocationGroup" (${COLUMNS}) FROM '/dev/blob'`;
 
 export class PgliteChainWriter implements ChainWriter {
   readonly maxBatch = 5000;
@@ -100,7 +106,7 @@ export class PgliteChainWriter implements ChainWriter {
     private readonly onStatement: StatementListener = () => {},
   ) {}
 
-  async append(batch: InvocationEntry[]): Promise<void> {
+  async append(groups: readonly RecordGroup[]): Promise<void> {
     let began = false;
     try {
       // PGlite runs no other query while the transaction is open, and rolls it back on an error.
@@ -110,7 +116,7 @@ export class PgliteChainWriter implements ChainWriter {
         this.onStatement();
         const last = await tx.query<{ hash: string }>(LAST_HASH);
         this.onStatement();
-        await tx.query(COPY_ROWS_PGLITE, [], { blob: new Blob([chainedLines(last.rows[0]?.hash ?? GENESIS, batch)]) });
+        await tx.query(COPY_ROWS_PGLITE, [], { blob: new Blob([chainedLines(last.rows[0]?.hash ?? GENESIS, groups)]) });
       });
     } finally {
       if (began) this.onStatement(); // COMMIT or ROLLBACK
@@ -135,7 +141,7 @@ export class PostgresChainWriter implements ChainWriter {
     this.pool.on('error', () => {}); // an idle connection that drops is replaced on the next write
   }
 
-  async append(batch: InvocationEntry[]): Promise<void> {
+  async append(groups: readonly RecordGroup[]): Promise<void> {
     const client = await this.pool.connect();
     let broken: unknown;
     const query = <R extends pg.QueryResultRow>(sql: string, params?: unknown[], statements = 1) => {
@@ -152,7 +158,7 @@ export class PostgresChainWriter implements ChainWriter {
         if (!Array.isArray(opened) || opened.length !== 4) throw new Error('the audit writer expected four results from its first round trip');
         const last = opened[3]!;
         this.onStatement();
-        await copyIn(client, COPY_ROWS, chainedLines(last.rows[0]?.hash ?? GENESIS, batch));
+        await copyIn(client, COPY_ROWS, chainedLines(last.rows[0]?.hash ?? GENESIS, groups));
         await query('COMMIT');
       } catch (error) {
         await query('ROLLBACK').catch((rollback: unknown) => (broken = rollback));

@@ -1,8 +1,8 @@
 // Reading invocation records: newest-first pages and the chain verification.
 import type { Prisma } from '../db/database.js';
 import { badInput } from '../errors.js';
-import type { Invocation } from '../generated/prisma/client.js';
-import { chainHash, GENESIS } from './chain.js';
+import type { InvocationGroup } from '../generated/prisma/client.js';
+import { chainHash, GENESIS, recordsOf, type InvocationEntry } from './chain.js';
 
 export interface InvocationFilter {
   tenantId?: string | null;
@@ -35,26 +35,48 @@ export function decodeCursor(cursor: string | null | undefined): string | undefi
   return value;
 }
 
-export async function listInvocations(prisma: Prisma, filter: InvocationFilter, first: number | null | undefined, after: string | null | undefined): Promise<Page<Invocation>> {
+// A record's cursor is its group's seq and its place in the group ("seq.index"); a bare "seq" (the
+// cursors given out before records were grouped) means after the whole group.
+const CURSOR = /^(\d{1,19})(?:\.(\d{1,9}))?$/;
+
+export async function listInvocations(prisma: Prisma, filter: InvocationFilter, first: number | null | undefined, after: string | null | undefined): Promise<Page<InvocationEntry>> {
   const take = pageSize(first);
-  const afterSeq = decodeCursor(after);
-  if (afterSeq !== undefined && !/^\d+$/.test(afterSeq)) throw badInput('after is not a cursor this list gave out.');
+  const afterValue = decodeCursor(after);
+  const afterMatch = afterValue === undefined ? undefined : CURSOR.exec(afterValue);
+  if (afterMatch === null) throw badInput('after is not a cursor this list gave out.');
+  const afterSeq = afterMatch && BigInt(afterMatch[1]!);
+  // records of the cursor's own group still to list: those before its index
+  const afterIndex = afterMatch ? Number(afterMatch[2] ?? 0) : 0;
   const where = {
     ...(filter.tenantId != null && { tenantId: filter.tenantId }),
     ...(filter.systemId != null && { systemId: filter.systemId }),
     ...(filter.callerId != null && { callerId: filter.callerId }),
   };
-  const [rows, totalCount] = await Promise.all([
-    prisma.invocation.findMany({
-      where: { ...where, ...(afterSeq !== undefined && { seq: { lt: BigInt(afterSeq) } }) },
+  // Every group holds a record, so take + 1 records lie in the take + 2 newest groups (the cursor's
+  // own group may have none left).
+  const [rows, total] = await Promise.all([
+    prisma.invocationGroup.findMany({
+      where: { ...where, ...(afterSeq != null && { seq: { lte: afterSeq } }) },
       orderBy: { seq: 'desc' },
-      take: take + 1,
+      take: take + 2,
     }),
-    prisma.invocation.count({ where }),
+    prisma.invocationGroup.aggregate({ where, _sum: { count: true } }),
   ]);
-  const nodes = rows.slice(0, take);
-  const edges = nodes.map((node) => ({ cursor: encodeCursor(node.seq.toString()), node }));
-  return { edges, pageInfo: { hasNextPage: rows.length > take, endCursor: edges.at(-1)?.cursor ?? null }, totalCount };
+  const edges: Page<InvocationEntry>['edges'] = [];
+  let more = false;
+  for (const row of rows) {
+    const records = recordsOf(row);
+    const from = row.seq === afterSeq ? Math.min(afterIndex, records.length) : records.length;
+    for (let i = from - 1; i >= 0; i--) {
+      if (edges.length === take) {
+        more = true;
+        break;
+      }
+      edges.push({ cursor: encodeCursor(`${row.seq}.${i}`), node: records[i]! });
+    }
+    if (more) break;
+  }
+  return { edges, pageInfo: { hasNextPage: more, endCursor: edges.at(-1)?.cursor ?? null }, totalCount: total._sum.count ?? 0 };
 }
 
 export interface ChainVerification {
@@ -63,22 +85,50 @@ export interface ChainVerification {
   firstBrokenId: string | null;
 }
 
+/**
+ * Re-computes the chain, oldest first. A group whose records do not hash to its stored hash is
+ * reported by its first record's id (a group does not say which of its records was edited).
+ */
 export async function verifyChain(prisma: Prisma, pageRows = 1000): Promise<ChainVerification> {
   let prev = GENESIS;
   let checked = 0;
   let cursor: bigint | undefined;
   for (;;) {
-    const rows = await prisma.invocation.findMany({
+    const rows = await prisma.invocationGroup.findMany({
       where: cursor === undefined ? {} : { seq: { gt: cursor } },
       orderBy: { seq: 'asc' },
       take: pageRows,
     });
-    for (const r of rows) {
-      if (r.prevHash !== prev || chainHash(prev, r) !== r.hash) return { ok: false, checked, firstBrokenId: r.id };
-      prev = r.hash;
-      checked++;
+    for (const row of rows) {
+      const group = checkGroup(prev, row);
+      if (!group.ok) return { ok: false, checked, firstBrokenId: group.firstId };
+      prev = row.hash;
+      checked += group.count;
     }
     if (rows.length < pageRows) return { ok: true, checked, firstBrokenId: null };
     cursor = rows.at(-1)!.seq;
   }
+}
+
+/**
+ * Whether the row follows prev and its records hash to its stored hash; firstId names its first
+ * record (as stored in its records when they can be read, else the row's id).
+ */
+function checkGroup(prev: string, row: InvocationGroup): { ok: boolean; count: number; firstId: string } {
+  let records: InvocationEntry[];
+  try {
+    records = recordsOf(row);
+  } catch {
+    return { ok: false, count: 0, firstId: row.id };
+  }
+  const firstId = typeof records[0]?.id === 'string' ? records[0].id : row.id;
+  if (row.prevHash !== prev || records.length === 0 || records.length !== row.count || firstId !== row.id) return { ok: false, count: 0, firstId };
+  let hash = prev;
+  try {
+    for (const e of records) hash = chainHash(hash, e);
+  } catch {
+    // a time that is no date
+    return { ok: false, count: 0, firstId };
+  }
+  return { ok: hash === row.hash, count: records.length, firstId };
 }

@@ -1,12 +1,12 @@
 import { isAdmin } from '../access/principal.js';
 import { listInvocations, verifyChain, type ChainVerification } from '../audit/invocations.js';
-import type { Invocation } from '../generated/prisma/client.js';
+import type { InvocationEntry } from '../audit/chain.js';
 import { forbidden } from '../errors.js';
 import { builder } from './builder.js';
 import { HttpMethodEnum } from './enums.js';
 import { connectionType } from './pagination.js';
 
-const InvocationRef = builder.objectRef<Invocation>('Invocation');
+const InvocationRef = builder.objectRef<InvocationEntry>('Invocation');
 InvocationRef.implement({
   description: 'The audit record of one invoke, refused or not.',
   fields: (t) => ({

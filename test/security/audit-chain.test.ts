@@ -18,6 +18,8 @@ interface Node {
 }
 interface Row {
   seq: string | number;
+  /** the record's place in its group's row */
+  index: number;
   id: string;
   status: number | null;
   hash: string;
@@ -44,7 +46,7 @@ describe.each(testDatabases())('audit chain on %s', (kind) => {
   /** Stored records in chain order (flushed first through an admin read). */
   const rows = async () => {
     await hub.admin(`{ invocations(first: 1) { totalCount } }`);
-    return hub.db.query<Row>(`SELECT seq, id, status, hash, "prevHash" FROM "Invocation" ORDER BY seq ASC`);
+    return hub.db.query<Row>(`SELECT i.seq, i.index, i.id, i.status, g.hash, g."prevHash" FROM "Invocation" i JOIN "InvocationGroup" g ON g.seq = i.seq ORDER BY i.seq, i.index`);
   };
   /** A record in the middle of the chain with an upstream answer (status 200). */
   const middle = async () => {
@@ -131,35 +133,52 @@ describe.each(testDatabases())('audit chain on %s', (kind) => {
     it('verifies the untouched chain (control)', async () => {
       const all = await rows();
       expect(all.length).toBe(9);
+      expect(all.every((r) => r.index === 0)).toBe(true); // one invoke per request: a row each
       expect(await verify()).toEqual({ ok: true, checked: all.length, firstBrokenId: null });
     });
 
-    // [field, SQL expression that alters it, SQL expression that restores it exactly]
-    const alterations: [string, string, string][] = [
-      ['status', 'status = status + 1', 'status = status - 1'],
-      ['path', `path = path || '/x'`, 'path = left(path, -2)'],
-      ['callerId', `"callerId" = 'acme-app'`, `"callerId" = $2`],
-      ['callerId (erased)', `"callerId" = NULL`, `"callerId" = $2`],
-      ['createdAt', `"createdAt" = "createdAt" + interval '1 millisecond'`, `"createdAt" = "createdAt" - interval '1 millisecond'`],
-      ['tenantId', `"tenantId" = 'globex'`, `"tenantId" = 'acme'`],
-      ['systemId', `"systemId" = 'erp'`, `"systemId" = 'crm'`],
-      ['method', `method = 'HEAD'`, `method = 'GET'`],
-      ['code', `code = 'FORBIDDEN'`, 'code = NULL'],
-      ['durationMs', `"durationMs" = "durationMs" * 2`, `"durationMs" = "durationMs" / 2`],
-      ['requestId', `"requestId" = upper("requestId")`, `"requestId" = lower("requestId")`],
-      ['hash', `hash = reverse(hash)`, 'hash = reverse(hash)'],
-      ['prevHash', `"prevHash" = reverse("prevHash")`, `"prevHash" = reverse("prevHash")`],
+    // Every record here is alone in its row (one invoke per request): a record's own fields are
+    // in the row's records text (its first and only entry), the rest are the row's columns.
+    const field = (i: number) => `("records"::jsonb #>> '{0,${i}}')`;
+    const setField = (i: number, expression: string) => `"records" = jsonb_set("records"::jsonb, '{0,${i}}', to_jsonb(${expression}))::text`;
+    // [what is altered, SQL assignments on its InvocationGroup row]
+    const alterations: [string, string][] = [
+      ['status', setField(4, `${field(4)}::int + 1`)],
+      ['path', setField(3, `${field(3)} || '/x'`)],
+      ['createdAt', setField(1, `to_char(${field(1)}::timestamptz AT TIME ZONE 'UTC' + interval '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`)],
+      ['method', setField(2, `'HEAD'::text`)],
+      ['code', setField(5, `'FORBIDDEN'::text`)],
+      ['durationMs', setField(6, `${field(6)}::float8 * 2`)],
+      ['id (of the row)', `"id" = "id" || 'x'`],
+      ['callerId', `"callerId" = 'acme-app'`],
+      ['callerId (erased)', `"callerId" = NULL`],
+      ['tenantId', `"tenantId" = 'globex'`],
+      ['systemId', `"systemId" = 'erp'`],
+      ['requestId', setField(7, `upper(${field(7)})`)],
+      ['count', `"count" = "count" + 1`],
+      ['records (a record added)', `"records" = ("records"::jsonb || ("records"::jsonb -> 0))::text, "count" = "count" + 1`],
+      ['hash', `hash = reverse(hash)`],
+      ['prevHash', `"prevHash" = reverse("prevHash")`],
     ];
 
-    it.each(alterations)('names the record whose %s was altered, and is whole again once it is put back', async (_field, alter, restore) => {
+    /** Puts the row back exactly as it was saved. */
+    const restoreRow = (saved: unknown) =>
+      hub.db.query(
+        `UPDATE "InvocationGroup" g SET ("id", "callerId", "tenantId", "systemId", "count", "records", "prevHash", "hash") =
+           (s."id", s."callerId", s."tenantId", s."systemId", s."count", s."records", s."prevHash", s."hash")
+         FROM json_populate_record(NULL::"InvocationGroup", $1::json) s WHERE g."seq" = s."seq"`,
+        [JSON.stringify(saved)],
+      );
+    const savedRow = async (id: string) => (await hub.db.query<{ row: unknown }>(`SELECT row_to_json(g) AS row FROM "InvocationGroup" g WHERE id = $1`, [id]))[0]!.row;
+
+    it.each(alterations)('names the record whose %s was altered, and is whole again once it is put back', async (_what, alter) => {
       const { all, target } = await middle();
-      const [orig] = await hub.db.query<{ callerId: string | null }>(`SELECT "callerId" FROM "Invocation" WHERE id = $1`, [target.id]);
-      const params = (sql: string) => (sql.includes('$2') ? [target.id, orig!.callerId] : [target.id]);
-      await hub.db.query(`UPDATE "Invocation" SET ${alter} WHERE id = $1`, params(alter));
+      const saved = await savedRow(target.id);
+      await hub.db.query(`UPDATE "InvocationGroup" SET ${alter} WHERE id = $1`, [target.id]);
       try {
         expect(await verify()).toMatchObject({ ok: false, firstBrokenId: target.id });
       } finally {
-        await hub.db.query(`UPDATE "Invocation" SET ${restore} WHERE id = $1`, params(restore));
+        await restoreRow(saved);
       }
       expect(await verify()).toEqual({ ok: true, checked: all.length, firstBrokenId: null });
     });
@@ -167,12 +186,12 @@ describe.each(testDatabases())('audit chain on %s', (kind) => {
     it('names the record after one deleted from the middle, and is whole again once it is restored', async () => {
       const { all, target } = await middle();
       const index = all.findIndex((r) => r.id === target.id);
-      const [saved] = await hub.db.query<{ row: unknown }>(`SELECT row_to_json(i) AS row FROM "Invocation" i WHERE id = $1`, [target.id]);
-      await hub.db.query(`DELETE FROM "Invocation" WHERE id = $1`, [target.id]);
+      const saved = await savedRow(target.id);
+      await hub.db.query(`DELETE FROM "InvocationGroup" WHERE id = $1`, [target.id]);
       try {
         expect(await verify()).toMatchObject({ ok: false, firstBrokenId: all[index + 1]!.id });
       } finally {
-        await hub.db.query(`INSERT INTO "Invocation" SELECT * FROM json_populate_record(NULL::"Invocation", $1::json)`, [JSON.stringify(saved!.row)]);
+        await hub.db.query(`INSERT INTO "InvocationGroup" SELECT * FROM json_populate_record(NULL::"InvocationGroup", $1::json)`, [JSON.stringify(saved)]);
       }
       expect(await verify()).toEqual({ ok: true, checked: all.length, firstBrokenId: null });
     });
@@ -195,9 +214,9 @@ describe.each(testDatabases())('audit chain on %s', (kind) => {
       const last = all.at(-1)!;
       const forged = 'forged-0000-4000-8000-000000000001';
       await hub.db.query(
-        `INSERT INTO "Invocation" (id, "createdAt", "callerId", "tenantId", "systemId", method, path, status, code, "durationMs", "requestId", "prevHash", hash)
-         VALUES ($1, now(), 'globex-portal', 'acme', 'crm', 'GET', '/patients/1', 200, NULL, 1.5, $1, $2, $3)`,
-        [forged, last.hash, 'f'.repeat(64)],
+        `INSERT INTO "InvocationGroup" (id, "callerId", "tenantId", "systemId", count, records, "prevHash", hash)
+         VALUES ($1, 'globex-portal', 'acme', 'crm', 1, $2, $3, $4)`,
+        [forged, JSON.stringify([[forged, new Date().toISOString(), 'GET', '/patients/1', 200, null, 1.5, forged]]), last.hash, 'f'.repeat(64)],
       );
       expect(await verify()).toMatchObject({ ok: false, firstBrokenId: forged });
       // Real calls after the forgery are chained to it: the forged record is now in the middle.
@@ -208,7 +227,7 @@ describe.each(testDatabases())('audit chain on %s', (kind) => {
       expect(after.at(-3)!.id).toBe(forged);
       expect(await verify()).toMatchObject({ ok: false, checked: all.length, firstBrokenId: forged });
       // Removing the forgery again does not hide it: the record chained after it is broken now.
-      await hub.db.query(`DELETE FROM "Invocation" WHERE id = $1`, [forged]);
+      await hub.db.query(`DELETE FROM "InvocationGroup" WHERE id = $1`, [forged]);
       expect(await verify()).toMatchObject({ ok: false, firstBrokenId: after.at(-2)!.id });
     });
   });

@@ -210,7 +210,7 @@ describe.each(testDatabases())('secrets on %s', (kind) => {
   it('stores no secret in any row of any table, the ciphertext included', async () => {
     const rows = await everyRow(hub);
     expect(rows.some((r) => r.table === 'Binding')).toBe(true);
-    expect(rows.some((r) => r.table === 'Invocation')).toBe(true);
+    expect(rows.some((r) => r.table === 'InvocationGroup')).toBe(true);
     expect(rows.some((r) => r.table === 'ApiKey')).toBe(true);
     const stored = Object.entries(secrets())
       .map(([name, secret]) => ({ name, row: rows.find((r) => r.row.includes(secret) || r.row.includes(b64(secret)) || r.row.includes(b64(JSON.stringify({ token: secret })))) }))
