@@ -220,7 +220,24 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     const cursorOfGroup = (i: number) => Buffer.from(groups[i]!.seq).toString('base64url');
     expect(await walk({}, 10, cursorOfGroup(2))).toEqual({ pages: [['/b', '/a2', '/a1']], total: 5 });
     expect(await walk({}, 10, cursorOfGroup(0))).toEqual({ pages: [[]], total: 5 });
-    for (const bad of ['x', `${groups[0]!.seq}.`, `${groups[0]!.seq}.1.2`, '-1']) {
+    // Tampering inside a row of two is found, and named by the row's first record
+    const rowText = async () => (await testDb.query<{ records: string }>(`SELECT "records" FROM "InvocationGroup" WHERE "id" = $1`, [a1.id]))[0]!.records;
+    const original = await rowText();
+    const tampered = async (records: unknown[]) => {
+      await testDb.query(`UPDATE "InvocationGroup" SET "records" = $2 WHERE "id" = $1`, [a1.id, JSON.stringify(records)]);
+      const verdict = await verifyChain(db.prisma);
+      await testDb.query(`UPDATE "InvocationGroup" SET "records" = $2 WHERE "id" = $1`, [a1.id, original]);
+      return verdict;
+    };
+    const [r1, r2] = JSON.parse(original) as unknown[][];
+    const broken = { ok: false, checked: 0, firstBrokenId: a1.id };
+    expect(await tampered([r1, [...r2!.slice(0, 4), 201, ...r2!.slice(5)]])).toEqual(broken); // the second record's status
+    expect(await tampered([r1, [...r2!.slice(0, 1), (r2![1] as string).replace('Z', '+00:00'), ...r2!.slice(2)]])).toEqual(broken); // the same instant, other text
+    expect(await tampered([r1, [...r2!.slice(0, 6), '1', ...r2!.slice(7)]])).toEqual(broken); // durationMs as text
+    expect(await tampered([r1])).toEqual(broken); // a record removed (count no longer matches)
+    expect(await tampered([r2, r1])).toMatchObject({ ok: false, firstBrokenId: a2.id }); // swapped: the row's id no longer leads
+    expect(await verifyChain(db.prisma)).toEqual({ ok: true, checked: 5, firstBrokenId: null });
+    for (const bad of ['x', `${groups[0]!.seq}.`, `${groups[0]!.seq}.1.2`, '-1', '9223372036854775808', '99999999999999999999']) {
       await expect(listInvocations(db.prisma, {}, 1, Buffer.from(bad).toString('base64url'))).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
     }
     await audit.close();
@@ -253,6 +270,88 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     expect(writer.batches).toEqual([['/a'], ['/late']]);
     expect(await stored()).toEqual(['/a', '/late']);
     expect(audit.pending).toBe(0);
+  });
+});
+
+/** The real writer, with a fault after or instead of chosen writes: what a flaky database does. */
+class FaultyWriter implements ChainWriter {
+  readonly writes: string[][] = [];
+  /** the next write commits, then fails as if the connection dropped before the acknowledgement */
+  loseNextAck = false;
+  constructor(
+    private readonly inner: ChainWriter,
+    /** a write holding such a record is refused as a constraint would (not transient) */
+    private readonly refuses: (e: InvocationEntry) => boolean = () => false,
+  ) {}
+  get maxBatch() {
+    return this.inner.maxBatch;
+  }
+  async append(groups: readonly RecordGroup[]): Promise<void> {
+    this.writes.push(groups.flatMap((g) => g.records.map((e) => e.path)));
+    if (groups.some((g) => g.records.some(this.refuses))) throw Object.assign(new Error('new row violates check constraint'), { code: '23514' });
+    await this.inner.append(groups);
+    if (this.loseNextAck) {
+      this.loseNextAck = false;
+      throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    }
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+describe.each(testDatabases())('audit log retries on %s', (kind) => {
+  let testDb: TestDatabase;
+  let db: Database;
+  let lines: { msg: string; record?: { path: string } }[];
+  const logTo = createLogger('error', (line) => void lines.push(JSON.parse(line)));
+  const open = async (refuses?: (e: InvocationEntry) => boolean) => {
+    testDb = await createTestDatabase(kind);
+    db = await openDatabase({ url: testDb.url, dataDir: '.', poolSize: 2, log, pglite: testDb.pglite });
+    lines = [];
+    const writer = new FaultyWriter(kind === 'postgres' ? new PostgresChainWriter(testDb.url!, 5000) : new PgliteChainWriter(db.pglite!), refuses);
+    return { writer, audit: new AuditLog(writer, logTo, { flushDelayMs: 600_000, retryDelayMs: 600_000 }) };
+  };
+  afterEach(async () => {
+    await db.close();
+    await testDb.drop();
+  });
+  const stored = async () => (await testDb.query<{ path: string }>('SELECT "path" FROM "Invocation" ORDER BY "seq", "index"')).map((r) => r.path);
+
+  it('retries a write whose acknowledgement was lost with the same records: none is stored twice, a newer one is not lost', async () => {
+    const { writer, audit } = await open();
+    audit.record(entry('/a1'));
+    audit.record(entry('/a2'));
+    writer.loseNextAck = true;
+    await expect(audit.flush()).rejects.toMatchObject({ code: 'ECONNRESET' });
+    expect(await stored()).toEqual(['/a1', '/a2']); // it did commit
+    // A record of the same caller to the same system arrives before the retry: it must not join
+    // the group that is stored already (the retry of that group is refused by its first id).
+    audit.record(entry('/a3'));
+    await audit.flush();
+    expect(writer.writes).toEqual([['/a1', '/a2'], ['/a1', '/a2'], ['/a1', '/a2'], ['/a3']]);
+    expect(await stored()).toEqual(['/a1', '/a2', '/a3']);
+    expect(await verifyChain(db.prisma)).toEqual({ ok: true, checked: 3, firstBrokenId: null });
+    // The records refused as stored already are in the log all the same (nothing is dropped unseen)
+    expect(lines.map((l) => `${l.msg.split(' (')[0]} ${l.record?.path ?? ''}`)).toEqual([
+      'writing invocation records failed; they stay queued and are retried ',
+      'an invocation record was refused as stored already /a1',
+      'an invocation record was refused as stored already /a2',
+    ]);
+    expect(audit.pending).toBe(0);
+    await audit.close();
+  });
+
+  it('writes the records of a refused group one by one: only the refused record goes to the log', async () => {
+    const { writer, audit } = await open((e) => e.path === '/bad');
+    for (const path of ['/x1', '/x2', '/bad', '/x3']) audit.record(entry(path));
+    audit.record({ ...entry('/other'), systemId: 's2' });
+    await audit.flush();
+    expect(writer.writes).toEqual([['/x1', '/x2', '/bad', '/x3', '/other'], ['/x1', '/x2', '/bad', '/x3'], ['/x1'], ['/x2'], ['/bad'], ['/x3'], ['/other']]);
+    expect(await stored()).toEqual(['/x1', '/x2', '/x3', '/other']);
+    expect(lines.map((l) => `${l.msg} ${l.record?.path}`)).toEqual(['an invocation record was refused by the database; kept here /bad']);
+    expect(await verifyChain(db.prisma)).toEqual({ ok: true, checked: 4, firstBrokenId: null });
+    await audit.close();
   });
 });
 

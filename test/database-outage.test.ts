@@ -164,7 +164,7 @@ describe.runIf(onPostgres)('database outage on an own PostgreSQL server', () => 
     await waitFor('/readyz 200', async () => (await fetch(`${hub.url}/readyz`)).status === 200);
     await waitFor('the audit buffer to drain', () => hub.hub.audit.pending === 0);
 
-    const rows = await db.query<{ requestId: string; code: string | null }>(`SELECT "requestId", code FROM "Invocation" ORDER BY seq`);
+    const rows = await db.query<{ requestId: string; code: string | null }>(`SELECT "requestId", code FROM "Invocation" ORDER BY seq, index`);
     const tail = rows.slice(-madeDuringOutage.length);
     expect(tail).toEqual(madeDuringOutage);
     const chain = await hub.admin(`{ verifyInvocationChain { ok checked firstBrokenId } }`);

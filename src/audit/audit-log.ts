@@ -9,9 +9,9 @@
 // maxBuffered of room; past that a record goes to the error log instead (records hold no
 // secrets) and is counted in stats.unbuffered, so memory stays bounded and nothing is lost silently.
 import type { Logger } from '../log.js';
-import { groupRecords, type InvocationEntry } from './chain.js';
+import { groupRecords, type InvocationEntry, type RecordGroup } from './chain.js';
 import type { ChainWriter } from './chain-writer.js';
-import { isDatabaseTransient } from '../utils/database-errors.js';
+import { isDatabaseTransient, isUniqueViolation } from '../utils/database-errors.js';
 
 
 export interface AuditLogOptions {
@@ -36,6 +36,12 @@ export class AuditLog {
   readonly maxBuffered: number;
   /** the last write failed because the database is unreachable */
   private failing = false;
+  /**
+   * Records in the write that failed on the way: its commit may have landed all the same, so the
+   * retry sends exactly those records, grouped as before (records that arrived since could join
+   * its last group), and a group stored already is refused by its first record's unique id.
+   */
+  private retrySize: number | undefined;
   /** records that did not fit the queue and went to the error log instead, since start */
   readonly stats = { unbuffered: 0 };
 
@@ -121,31 +127,60 @@ export class AuditLog {
   }
 
   private async writeBatch(): Promise<void> {
-    const batch = this.queue.slice(0, this.maxBatch);
-    // The same queue head groups the same way on a retry, so a group whose write did commit (its
-    // acknowledgement lost) is refused by the first record's unique id instead of stored twice.
+    const batch = this.queue.slice(0, this.retrySize ?? this.maxBatch);
     const groups = groupRecords(batch);
     try {
       await this.writer.append(groups);
       this.queue.splice(0, batch.length);
+      this.retrySize = undefined;
     } catch (error) {
       if (isDatabaseTransient(error)) {
         // Once per outage, not once per retry.
         if (!this.failing) this.log.error('writing invocation records failed; they stay queued and are retried', { error, queued: this.queue.length });
         this.failing = true;
+        this.retrySize = batch.length;
         throw error;
       }
-      // A group the database refuses must not hold up every record behind it: write them one by
-      // one, and put a refused group's records in the log (records hold no secrets) instead of the table.
+      // A group the database refuses must not hold up every record behind it: write them group by
+      // group, and a refused group record by record.
       for (const group of groups) {
         try {
           await this.writer.append([group]);
+          this.queue.splice(0, group.records.length);
         } catch (single) {
-          if (isDatabaseTransient(single)) throw single;
-          for (const record of group.records) this.log.error('an invocation record was refused by the database; kept here', { error: single, record });
+          if (isDatabaseTransient(single)) {
+            this.retrySize = group.records.length;
+            throw single;
+          }
+          await this.writeAlone(group, single);
         }
-        this.queue.splice(0, group.records.length);
       }
+      this.retrySize = undefined;
+    }
+  }
+
+  /**
+   * The records of a refused group (the queue's head), each in a row of its own, taken off the
+   * queue one by one; one the database refuses too goes to the log (records hold no secrets)
+   * instead of the table. A group refused for its first record's id was stored by an earlier
+   * attempt whose acknowledgement was lost: it is not written again, and its records go to the log
+   * all the same (an id that collided would otherwise lose them).
+   */
+  private async writeAlone(group: RecordGroup, refusal: unknown): Promise<void> {
+    const stored = isUniqueViolation(refusal);
+    for (const record of group.records) {
+      try {
+        if (stored || group.records.length === 1) throw refusal;
+        await this.writer.append([{ ...group, records: [record] }]);
+      } catch (error) {
+        if (isDatabaseTransient(error)) {
+          this.retrySize = 1;
+          throw error;
+        }
+        const why = stored ? 'an invocation record was refused as stored already (a write retried after its commit went unacknowledged); kept here' : 'an invocation record was refused by the database; kept here';
+        this.log.error(why, { error, record });
+      }
+      this.queue.shift();
     }
   }
 

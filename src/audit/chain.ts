@@ -75,6 +75,35 @@ export function storedRecord(e: InvocationEntry): StoredRecord {
   return [e.id, isoOf(e.createdAt), e.method, e.path, e.status, e.code, e.durationMs, e.requestId];
 }
 
+const isIsoTime = (s: string) => {
+  const ms = Date.parse(s);
+  return Number.isFinite(ms) && new Date(ms).toISOString() === s;
+};
+
+const METHODS: ReadonlySet<unknown> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * A record as the writer stores it, field by field: what the chain's verification accepts. The
+ * time must be the exact text toISOString gives, so that no other text (another offset, more
+ * digits) verifies as the hashed time while reading back as another one.
+ */
+export function isStoredRecord(r: unknown): r is StoredRecord {
+  if (!Array.isArray(r) || r.length !== 8) return false;
+  const [id, createdAt, method, path, status, code, durationMs, requestId] = r as unknown[];
+  return (
+    typeof id === 'string' &&
+    typeof createdAt === 'string' &&
+    isIsoTime(createdAt) &&
+    METHODS.has(method) &&
+    typeof path === 'string' &&
+    (status === null || Number.isInteger(status)) &&
+    (code === null || typeof code === 'string') &&
+    typeof durationMs === 'number' &&
+    Number.isFinite(durationMs) &&
+    typeof requestId === 'string'
+  );
+}
+
 /** A stored group row read back as its records (throws on text that is not a records array). */
 export function recordsOf(row: { callerId: string | null; tenantId: string; systemId: string; records: string }): InvocationEntry[] {
   const parsed: unknown = JSON.parse(row.records);

@@ -2,7 +2,7 @@
 import type { Prisma } from '../db/database.js';
 import { badInput } from '../errors.js';
 import type { InvocationGroup } from '../generated/prisma/client.js';
-import { chainHash, GENESIS, recordsOf, type InvocationEntry } from './chain.js';
+import { chainHash, GENESIS, isStoredRecord, recordsOf, type InvocationEntry } from './chain.js';
 
 export interface InvocationFilter {
   tenantId?: string | null;
@@ -37,14 +37,15 @@ export function decodeCursor(cursor: string | null | undefined): string | undefi
 
 // A record's cursor is its group's seq and its place in the group ("seq.index"); a bare "seq" (the
 // cursors given out before records were grouped) means after the whole group.
+const MAX_SEQ = 2n ** 63n - 1n;
 const CURSOR = /^(\d{1,19})(?:\.(\d{1,9}))?$/;
 
 export async function listInvocations(prisma: Prisma, filter: InvocationFilter, first: number | null | undefined, after: string | null | undefined): Promise<Page<InvocationEntry>> {
   const take = pageSize(first);
   const afterValue = decodeCursor(after);
   const afterMatch = afterValue === undefined ? undefined : CURSOR.exec(afterValue);
-  if (afterMatch === null) throw badInput('after is not a cursor this list gave out.');
   const afterSeq = afterMatch && BigInt(afterMatch[1]!);
+  if (afterMatch === null || (afterSeq != null && afterSeq > MAX_SEQ)) throw badInput('after is not a cursor this list gave out.');
   // records of the cursor's own group still to list: those before its index
   const afterIndex = afterMatch ? Number(afterMatch[2] ?? 0) : 0;
   const where = {
@@ -115,20 +116,16 @@ export async function verifyChain(prisma: Prisma, pageRows = 1000): Promise<Chai
  * record (as stored in its records when they can be read, else the row's id).
  */
 function checkGroup(prev: string, row: InvocationGroup): { ok: boolean; count: number; firstId: string } {
-  let records: InvocationEntry[];
+  let parsed: unknown;
   try {
-    records = recordsOf(row);
+    parsed = JSON.parse(row.records);
   } catch {
     return { ok: false, count: 0, firstId: row.id };
   }
-  const firstId = typeof records[0]?.id === 'string' ? records[0].id : row.id;
-  if (row.prevHash !== prev || records.length === 0 || records.length !== row.count || firstId !== row.id) return { ok: false, count: 0, firstId };
+  const first: unknown = Array.isArray(parsed) && Array.isArray(parsed[0]) ? parsed[0][0] : undefined;
+  const firstId = typeof first === 'string' ? first : row.id;
+  if (row.prevHash !== prev || !Array.isArray(parsed) || parsed.length === 0 || parsed.length !== row.count || firstId !== row.id || !parsed.every(isStoredRecord)) return { ok: false, count: 0, firstId };
   let hash = prev;
-  try {
-    for (const e of records) hash = chainHash(hash, e);
-  } catch {
-    // a time that is no date
-    return { ok: false, count: 0, firstId };
-  }
-  return { ok: hash === row.hash, count: records.length, firstId };
+  for (const e of recordsOf(row)) hash = chainHash(hash, e);
+  return { ok: hash === row.hash, count: parsed.length, firstId };
 }

@@ -34,3 +34,11 @@ export function isDatabaseTransient(error: unknown): boolean {
   }
   return false;
 }
+
+/** A unique index refused the row (SQLSTATE 23505, or Prisma's P2002). */
+export function isUniqueViolation(error: unknown): boolean {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
+    if (e.code === '23505' || e.code === 'P2002') return true;
+  }
+  return false;
+}

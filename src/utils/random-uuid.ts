@@ -46,11 +46,11 @@ const TIME_POSITIONS = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12];
 
 /**
  * A time-ordered (version 7, RFC 9562) UUID: the Unix time in milliseconds, then 74 random bits.
- * Invocation records are keyed by it: a unique B-tree index on random ids inserts each new record
- * at a random leaf, and once the index outgrows the buffer pool nearly every insert reads and
- * dirties a page of its own; ids that grow with time all land on the rightmost leaves (PGlite,
- * the audit writer's INSERT from 100,000 to 400,000 records: 44-65 against 34-40 microseconds
- * per record).
+ * Invocation records are keyed by it (a row of records by its first record's id): a unique B-tree
+ * index on random ids inserts each new row at a random leaf, and once the index outgrows the
+ * buffer pool nearly every insert reads and dirties a page of its own; ids that grow with time all
+ * land on the rightmost leaves (PGlite, the audit writer's INSERT from 100,000 to 400,000 records,
+ * a row each: 44-65 against 34-40 microseconds per record).
  * Times outside 0 to 2^48 - 1 ms wrap modulo 2^48 (the year 10889); Date.now() is inside.
  */
 export function timeOrderedUuid(now: number = Date.now()): string {

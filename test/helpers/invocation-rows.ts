@@ -1,9 +1,9 @@
 // Tampering with stored invocation records the way someone with SQL access would: records live
 // inside their group's row (InvocationGroup.records, a JSON array of
-// [id, createdAt, method, path, status, code, durationMs]).
+// [id, createdAt, method, path, status, code, durationMs, requestId]).
 import type { TestDatabase } from './test-database.js';
 
-const FIELDS = { createdAt: 1, method: 2, path: 3, status: 4, code: 5, durationMs: 6 } as const;
+const FIELDS = { createdAt: 1, method: 2, path: 3, status: 4, code: 5, durationMs: 6, requestId: 7 } as const;
 
 /** Sets one field of the record with this id, in place; the group's hashes are left as they were. */
 export async function editRecord(db: Pick<TestDatabase, 'query'>, id: string, field: keyof typeof FIELDS, value: unknown): Promise<void> {

@@ -146,6 +146,7 @@ describe.each(testDatabases())('audit chain on %s', (kind) => {
       ['status', setField(4, `${field(4)}::int + 1`)],
       ['path', setField(3, `${field(3)} || '/x'`)],
       ['createdAt', setField(1, `to_char(${field(1)}::timestamptz AT TIME ZONE 'UTC' + interval '1 millisecond', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`)],
+      ['createdAt (the same instant, written another way)', setField(1, `replace(${field(1)}, 'Z', '+00:00')`)],
       ['method', setField(2, `'HEAD'::text`)],
       ['code', setField(5, `'FORBIDDEN'::text`)],
       ['durationMs', setField(6, `${field(6)}::float8 * 2`)],

@@ -2,6 +2,14 @@
 -- record becomes a group of one with its seq, id and hashes unchanged, so the chain still verifies;
 -- the view "Invocation" then shows one row per record, under the old table's name.
 
+-- Hub processes of the version before write to "Invocation" under the chain's advisory lock: they
+-- wait here until this migration commits, so no record they commit is left behind; after it, their
+-- writes are refused (their records go to their error log): stop them before this upgrade.
+SELECT pg_advisory_xact_lock(72470003);
+LOCK TABLE "Invocation" IN ACCESS EXCLUSIVE MODE;
+-- durationMs as JSON text that reads back as the same double, whatever the server's setting
+SET LOCAL extra_float_digits = 3;
+
 -- CreateTable
 CREATE TABLE "InvocationGroup" (
     "seq" BIGSERIAL NOT NULL,
