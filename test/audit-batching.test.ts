@@ -243,6 +243,17 @@ describe.each(testDatabases())('audit log batching on %s', (kind) => {
     await audit.close();
   });
 
+  it('verifies from the oldest stored row: rows deleted from the start (retention) keep it whole, one deleted after that does not', async () => {
+    const records = Array.from({ length: 6 }, (_, i) => ({ ...entry(`/kept/${i}`), callerId: `c${i}` })); // a row each
+    records.forEach((r) => audit.record(r));
+    await flushThrough();
+    await testDb.query(`DELETE FROM "InvocationGroup" WHERE "id" = ANY($1)`, [[records[0]!.id, records[1]!.id]]);
+    expect(await verifyChain(db.prisma)).toEqual({ ok: true, checked: 4, firstBrokenId: null });
+    await testDb.query(`DELETE FROM "InvocationGroup" WHERE "id" = $1`, [records[3]!.id]);
+    expect(await verifyChain(db.prisma)).toEqual({ ok: false, checked: 1, firstBrokenId: records[4]!.id });
+    await audit.close();
+  });
+
   it(`puts at most ${MAX_GROUP} records in a row`, async () => {
     const records = Array.from({ length: 2 * MAX_GROUP + 1 }, (_, i) => entry(`/run/${i}`));
     records.forEach((r) => audit.record(r));
