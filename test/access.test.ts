@@ -135,6 +135,7 @@ describe.each(testDatabases())('access on %s', (kind) => {
       { field: 'systems', doc: `{ systems(first: 50) { totalCount edges { node { id } } } }`, secret: '"erp"' },
       { field: 'callers', doc: `{ callers(first: 50) { totalCount edges { node { id } } } }`, secret: 'mx-other' },
       { field: 'verifyInvocationChain', doc: `{ verifyInvocationChain { ok checked firstBrokenId } }`, secret: '"checked"' },
+      { field: 'verifyInvocationChainFrom', doc: `query($h: String!) { verifyInvocationChainFrom(fromHash: $h) { ok checked firstBrokenId } }`, vars: { h: '0'.repeat(64) }, secret: '"checked"' },
     ];
 
     it.each(queryOps)('Query.$field: CALLER gets FORBIDDEN and no data; ADMIN gets the answer', async ({ field, doc, vars, secret }) => {

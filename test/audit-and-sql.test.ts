@@ -374,6 +374,14 @@ describe.each(testDatabases())('invocation chain on %s', (kind) => {
     await editRecord(hub.db, stored[1]!.id, 'status', stored[1]!.status);
     expect(await verify()).toMatchObject({ ok: true });
 
+    // From the chain's start, through the retention variant: the same answer; a malformed start is refused
+    const fromStart = (await hub.admin(`query($h: String!) { verifyInvocationChainFrom(fromHash: $h) { ok checked firstBrokenId } }`, { h: '0'.repeat(64) })).verifyInvocationChainFrom;
+    expect(fromStart).toEqual({ ok: true, checked: stored.length, firstBrokenId: null });
+    for (const h of ['0'.repeat(63), 'F'.repeat(64), `${'0'.repeat(63)}g`]) {
+      const res = await hub.gql(`query($h: String!) { verifyInvocationChainFrom(fromHash: $h) { ok } }`, { h });
+      expect(res.body.errors?.[0]?.extensions?.code, h).toBe('BAD_USER_INPUT');
+    }
+
     // Delete a record in the middle: the next one no longer follows its predecessor (named by the
     // next record when the deleted one began its row, else by its row's first record).
     const deletedHead = await firstOfRow(hub.db, stored[2]!.id);

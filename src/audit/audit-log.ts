@@ -10,6 +10,8 @@
 // secrets) and is counted in stats.unbuffered, so memory stays bounded and nothing is lost silently.
 import type { Logger } from '../log.js';
 import { groupRecords, type InvocationEntry, type RecordGroup } from './chain.js';
+
+const recordCount = (groups: readonly RecordGroup[]) => groups.reduce((n, g) => n + g.records.length, 0);
 import type { ChainWriter } from './chain-writer.js';
 import { isDatabaseTransient, isUniqueViolation } from '../utils/database-errors.js';
 
@@ -37,11 +39,11 @@ export class AuditLog {
   /** the last write failed because the database is unreachable */
   private failing = false;
   /**
-   * Records in the write that failed on the way: its commit may have landed all the same, so the
-   * retry sends exactly those records, grouped as before (records that arrived since could join
-   * its last group), and a group stored already is refused by its first record's unique id.
+   * The groups of the write that failed on the way (the queue's head): its commit may have landed
+   * all the same, so the retry sends exactly these, in one transaction as before. Records that
+   * arrived since must not join them: a retry refused by a unique id means that write was stored.
    */
-  private retrySize: number | undefined;
+  private retryUnit: RecordGroup[] | undefined;
   /** records that did not fit the queue and went to the error log instead, since start */
   readonly stats = { unbuffered: 0 };
 
@@ -127,58 +129,67 @@ export class AuditLog {
   }
 
   private async writeBatch(): Promise<void> {
-    const batch = this.queue.slice(0, this.retrySize ?? this.maxBatch);
-    const groups = groupRecords(batch);
+    const retry = this.retryUnit;
+    const groups = retry ?? groupRecords(this.queue.slice(0, this.maxBatch));
+    const size = recordCount(groups);
     try {
       await this.writer.append(groups);
-      this.queue.splice(0, batch.length);
-      this.retrySize = undefined;
+      this.retryUnit = undefined;
+      this.queue.splice(0, size);
+      return;
     } catch (error) {
-      if (isDatabaseTransient(error)) {
-        // Once per outage, not once per retry.
-        if (!this.failing) this.log.error('writing invocation records failed; they stay queued and are retried', { error, queued: this.queue.length });
-        this.failing = true;
-        this.retrySize = batch.length;
-        throw error;
+      if (isDatabaseTransient(error)) throw this.interrupted(error, groups);
+      this.retryUnit = undefined;
+      if (retry && isUniqueViolation(error)) {
+        // One transaction: its first attempt was stored whole.
+        this.log.warn('a retried write of invocation records found them stored already (its commit went unacknowledged); not written twice', { records: size });
+        this.queue.splice(0, size);
+        return;
       }
-      // A group the database refuses must not hold up every record behind it: write them group by
-      // group, and a refused group record by record.
-      for (const group of groups) {
-        try {
-          await this.writer.append([group]);
-          this.queue.splice(0, group.records.length);
-        } catch (single) {
-          if (isDatabaseTransient(single)) {
-            this.retrySize = group.records.length;
-            throw single;
-          }
-          await this.writeAlone(group, single);
-        }
-      }
-      this.retrySize = undefined;
     }
+    // A group the database refuses must not hold up every record behind it: write them group by
+    // group, and a refused group record by record.
+    for (const group of groups) {
+      try {
+        await this.writer.append([group]);
+        this.queue.splice(0, group.records.length);
+      } catch (error) {
+        if (isDatabaseTransient(error)) throw this.interrupted(error, [group]);
+        await this.writeAlone(group, error);
+      }
+    }
+  }
+
+  /** A write that failed on the way: pinned for the retry (see retryUnit), the outage logged once. */
+  private interrupted(error: unknown, unit: RecordGroup[]): unknown {
+    if (!this.failing) this.log.error('writing invocation records failed; they stay queued and are retried', { error, queued: this.queue.length });
+    this.failing = true;
+    this.retryUnit = unit;
+    return error;
   }
 
   /**
    * The records of a refused group (the queue's head), each in a row of its own, taken off the
    * queue one by one; one the database refuses too goes to the log (records hold no secrets)
-   * instead of the table. A group refused for its first record's id was stored by an earlier
-   * attempt whose acknowledgement was lost: it is not written again, and its records go to the log
-   * all the same (an id that collided would otherwise lose them).
+   * instead of the table. When the first record is refused for its id, the group is stored
+   * already (an earlier attempt's commit went unacknowledged): the rest is not written again, and
+   * its records go to the log all the same (an id that collided would otherwise lose them).
    */
   private async writeAlone(group: RecordGroup, refusal: unknown): Promise<void> {
-    const stored = isUniqueViolation(refusal);
-    for (const record of group.records) {
+    const { records } = group;
+    for (let i = 0; i < records.length; i++) {
+      const alone = { ...group, records: [records[i]!] };
       try {
-        if (stored || group.records.length === 1) throw refusal;
-        await this.writer.append([{ ...group, records: [record] }]);
+        if (records.length === 1) throw refusal;
+        await this.writer.append([alone]);
       } catch (error) {
-        if (isDatabaseTransient(error)) {
-          this.retrySize = 1;
-          throw error;
+        if (isDatabaseTransient(error)) throw this.interrupted(error, [alone]);
+        if (i === 0 && isUniqueViolation(error)) {
+          for (const record of records) this.log.error('an invocation record was refused as stored already (a write retried after its commit went unacknowledged); kept here', { error, record });
+          this.queue.splice(0, records.length);
+          return;
         }
-        const why = stored ? 'an invocation record was refused as stored already (a write retried after its commit went unacknowledged); kept here' : 'an invocation record was refused by the database; kept here';
-        this.log.error(why, { error, record });
+        this.log.error('an invocation record was refused by the database; kept here', { error, record: records[i] });
       }
       this.queue.shift();
     }
@@ -191,8 +202,10 @@ export class AuditLog {
       do await this.flush();
       while (this.queue.length);
     } catch (error) {
-      // The last chance to keep them: every record still queued goes to the error log.
-      for (const record of this.queue) this.log.error('invocation record not written at shutdown; kept here', { record });
+      // The last chance to keep them: every record still queued goes to the error log (those of a
+      // write whose commit went unacknowledged may be stored already: the log says which).
+      const unsure = new Set(this.retryUnit?.flatMap((g) => g.records));
+      for (const record of this.queue) this.log.error(unsure.has(record) ? 'invocation record not known to be written at shutdown (its write failed on the way and may be stored); kept here' : 'invocation record not written at shutdown; kept here', { record });
       throw error;
     } finally {
       this.closed = true;

@@ -2,7 +2,7 @@
 import type { Prisma } from '../db/database.js';
 import { badInput } from '../errors.js';
 import type { InvocationGroup } from '../generated/prisma/client.js';
-import { chainHash, isStoredRecord, recordsOf, type InvocationEntry } from './chain.js';
+import { chainHash, GENESIS, isStoredRecord, recordsOf, type InvocationEntry } from './chain.js';
 
 export interface InvocationFilter {
   tenantId?: string | null;
@@ -87,13 +87,13 @@ export interface ChainVerification {
 }
 
 /**
- * Re-computes the chain, oldest first, from the oldest stored row: rows deleted from the start
- * (retention) leave a chain that still verifies, rows removed anywhere after it do not. A group
- * whose records do not hash to its stored hash is reported by its first record's id (a group does
- * not say which of its records was edited).
+ * Re-computes the chain, oldest first. The oldest stored row must follow fromHash: the chain's
+ * start, or, once old rows were archived and deleted (retention), the last archived record's hash,
+ * which the operator kept with the archive. A group whose records do not hash to its stored hash
+ * is reported by its first record's id (a group does not say which of its records was edited).
  */
-export async function verifyChain(prisma: Prisma, pageRows = 1000): Promise<ChainVerification> {
-  let prev: string | undefined;
+export async function verifyChain(prisma: Prisma, fromHash = GENESIS, pageRows = 1000): Promise<ChainVerification> {
+  let prev = fromHash;
   let checked = 0;
   let cursor: bigint | undefined;
   for (;;) {
@@ -103,7 +103,7 @@ export async function verifyChain(prisma: Prisma, pageRows = 1000): Promise<Chai
       take: pageRows,
     });
     for (const row of rows) {
-      const group = checkGroup(prev ?? row.prevHash, row);
+      const group = checkGroup(prev, row);
       if (!group.ok) return { ok: false, checked, firstBrokenId: group.firstId };
       prev = row.hash;
       checked += group.count;

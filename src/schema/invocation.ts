@@ -1,7 +1,7 @@
 import { isAdmin } from '../access/principal.js';
 import { listInvocations, verifyChain, type ChainVerification } from '../audit/invocations.js';
 import type { InvocationEntry } from '../audit/chain.js';
-import { forbidden } from '../errors.js';
+import { badInput, forbidden } from '../errors.js';
 import { builder } from './builder.js';
 import { HttpMethodEnum } from './enums.js';
 import { connectionType } from './pagination.js';
@@ -70,6 +70,17 @@ builder.queryFields((t) => ({
     resolve: async (_, __, ctx) => {
       await ctx.services.audit.flush();
       return verifyChain(ctx.services.prisma);
+    },
+  }),
+  verifyInvocationChainFrom: t.field({
+    type: ChainVerificationRef,
+    authScopes: { admin: true },
+    description: "Admin: verifyInvocationChain after old records were archived and deleted (retention): the oldest stored record must follow fromHash, the last archived record's hash.",
+    args: { fromHash: t.arg.string({ required: true, description: 'A SHA-256 hash: 64 lowercase hex digits.' }) },
+    resolve: async (_, args, ctx) => {
+      if (!/^[0-9a-f]{64}$/.test(args.fromHash)) throw badInput('fromHash must be a SHA-256 hash: 64 lowercase hex digits.');
+      await ctx.services.audit.flush();
+      return verifyChain(ctx.services.prisma, args.fromHash);
     },
   }),
 }));
