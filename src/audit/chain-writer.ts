@@ -1,8 +1,9 @@
 // Appending a batch of record groups to the hash chain: read the newest stored hash, chain the
 // groups onto it, insert them, commit. The batch travels in COPY's text format, one line per group
-// (src/audit/chain.ts, groupRecords), and one COPY ... FROM loads it: the server parses plain tab-separated text, where unpacking one JSON
-// parameter with INSERT ... SELECT cost it ~25% more CPU per row for the same work in the hub
-// (bench/RESULTS.md, 2026-11-27); Prisma's createMany compiled a parameter per column and row.
+// (src/audit/chain.ts, groupRecords), and one COPY ... FROM loads it: the server parses plain
+// tab-separated text, where unpacking one JSON parameter with INSERT ... SELECT cost it ~25% more
+// CPU per row for the same work in the hub (bench/RESULTS.md, 2026-11-27); Prisma's createMany
+// compiled a parameter per column and row.
 // Two writers, one per database, each on the driver itself rather than through Prisma:
 // - PostgreSQL: a small pg pool of its own (the audit write is the only SQL on a warm invoke),
 //   under an advisory lock, so that processes sharing the database extend one chain.
