@@ -10,8 +10,15 @@ const KINDS = new Set(['DatabaseNotReachable', 'DatabaseDoesNotExist', 'Connecti
 // that hangs, or every connection busy): the request cannot be served now, retry later.
 const MESSAGES = /timeout exceeded when trying to connect|Connection terminated|ECONNREFUSED|Can't reach database|not currently accepting connections|terminating connection|the database system is (starting up|shutting down)|PGlite is closed/i;
 
+type ErrorShape = { code?: unknown; kind?: unknown; cause?: unknown; message?: unknown };
+
+/** The error and the causes it wraps, at most five deep (drivers and adapters nest them). */
+function* causes(error: unknown): Generator<ErrorShape> {
+  for (let e = error as ErrorShape | undefined, i = 0; e && i < 5; e = e.cause as ErrorShape | undefined, i++) yield e;
+}
+
 export function isDatabaseUnavailable(error: unknown): boolean {
-  for (let e = error as { code?: unknown; kind?: unknown; cause?: unknown; message?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
+  for (const e of causes(error)) {
     if (typeof e.code === 'string' && CODES.has(e.code)) return true;
     if (typeof e.kind === 'string' && KINDS.has(e.kind)) return true;
     if (typeof e.message === 'string' && MESSAGES.test(e.message)) return true;
@@ -28,7 +35,7 @@ const TRANSIENT_MESSAGES = /Unable to start a transaction|Transaction already cl
 /** The database is away, or refused for a reason that passes: retry rather than give up on the data. */
 export function isDatabaseTransient(error: unknown): boolean {
   if (isDatabaseUnavailable(error)) return true;
-  for (let e = error as { code?: unknown; cause?: unknown; message?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
+  for (const e of causes(error)) {
     if (typeof e.code === 'string' && TRANSIENT_CODES.has(e.code)) return true;
     if (typeof e.message === 'string' && TRANSIENT_MESSAGES.test(e.message)) return true;
   }
@@ -37,7 +44,7 @@ export function isDatabaseTransient(error: unknown): boolean {
 
 /** A unique index refused the row (SQLSTATE 23505, or Prisma's P2002). */
 export function isUniqueViolation(error: unknown): boolean {
-  for (let e = error as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 5; e = e.cause as typeof e, i++) {
+  for (const e of causes(error)) {
     if (e.code === '23505' || e.code === 'P2002') return true;
   }
   return false;
