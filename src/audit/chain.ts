@@ -1,6 +1,6 @@
 // The hash chain over invocation records: each record's hash covers its fields and the previous
 // record's hash, so editing or deleting a record breaks every hash after it.
-import type { HttpMethod } from '../generated/prisma/enums.js';
+import { HttpMethod } from '../generated/prisma/enums.js';
 import { sha256hex } from '../utils/sha256.js';
 
 export const GENESIS = '0'.repeat(64);
@@ -80,7 +80,7 @@ const isIsoTime = (s: string) => {
   return Number.isFinite(ms) && new Date(ms).toISOString() === s;
 };
 
-const METHODS: ReadonlySet<unknown> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+const METHODS: ReadonlySet<unknown> = new Set(Object.values(HttpMethod));
 
 /**
  * A record as the writer stores it, field by field: what the chain's verification accepts. The
@@ -104,13 +104,17 @@ export function isStoredRecord(r: unknown): r is StoredRecord {
   );
 }
 
+type GroupColumns = { callerId: string | null; tenantId: string; systemId: string };
+
+/** A group row's stored records as whole records, the group's columns filled in. */
+export function entriesOf(row: GroupColumns, stored: readonly StoredRecord[]): InvocationEntry[] {
+  return stored.map(([id, createdAt, method, path, status, code, durationMs, requestId]) => ({ id, createdAt: new Date(createdAt), callerId: row.callerId, tenantId: row.tenantId, systemId: row.systemId, method, path, status, code, durationMs, requestId }));
+}
+
 /** A stored group row read back as its records (throws on text that is not a records array). */
-export function recordsOf(row: { callerId: string | null; tenantId: string; systemId: string; records: string }): InvocationEntry[] {
+export function recordsOf(row: GroupColumns & { records: string }): InvocationEntry[] {
   const parsed: unknown = JSON.parse(row.records);
   if (!Array.isArray(parsed)) throw new Error('a group row holds no records array');
-  return parsed.map((r: unknown) => {
-    if (!Array.isArray(r) || r.length !== 8) throw new Error('a group row holds a malformed record');
-    const [id, createdAt, method, path, status, code, durationMs, requestId] = r as StoredRecord;
-    return { id, createdAt: new Date(createdAt), callerId: row.callerId, tenantId: row.tenantId, systemId: row.systemId, method, path, status, code, durationMs, requestId };
-  });
+  if (!parsed.every((r: unknown) => Array.isArray(r) && r.length === 8)) throw new Error('a group row holds a malformed record');
+  return entriesOf(row, parsed as StoredRecord[]);
 }

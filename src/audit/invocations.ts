@@ -2,7 +2,7 @@
 import type { Prisma } from '../db/database.js';
 import { badInput } from '../errors.js';
 import type { InvocationGroup } from '../generated/prisma/client.js';
-import { chainHash, GENESIS, isStoredRecord, recordsOf, type InvocationEntry } from './chain.js';
+import { chainHash, entriesOf, GENESIS, isStoredRecord, recordsOf, type InvocationEntry } from './chain.js';
 
 export interface InvocationFilter {
   tenantId?: string | null;
@@ -128,6 +128,6 @@ function checkGroup(prev: string, row: InvocationGroup): { ok: boolean; count: n
   const firstId = typeof first === 'string' ? first : row.id;
   if (row.prevHash !== prev || !Array.isArray(parsed) || parsed.length === 0 || parsed.length !== row.count || firstId !== row.id || !parsed.every(isStoredRecord)) return { ok: false, count: 0, firstId };
   let hash = prev;
-  for (const e of recordsOf(row)) hash = chainHash(hash, e);
+  for (const e of entriesOf(row, parsed)) hash = chainHash(hash, e);
   return { ok: hash === row.hash, count: parsed.length, firstId };
 }
